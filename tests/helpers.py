@@ -1,0 +1,37 @@
+"""Shared helpers of the tests: tiny run settings and an in-process runner."""
+import glob
+import json
+import os
+
+from marlkit.config import load_yaml
+from marlkit.experiment import run
+
+TINY = dict(t_max=120, test_interval=60, log_interval=60, runner_log_interval=60, learner_log_interval=60,
+            test_nepisode=4)
+
+
+def tiny_updates(alg, **extra):
+    """Settings that make any algorithm config train a few hundred steps quickly."""
+    from marlkit.config import config_files
+
+    updates = dict(TINY)
+    cfg = load_yaml(config_files("algs")[alg])
+    if cfg.get("buffer_size", 32) > 64:  # off-policy: small buffer so learning starts at once
+        updates.update(batch_size=4, buffer_size=16)
+    updates.update(extra)
+    return updates
+
+
+def run_tiny(alg, env_config, tmp_path, **extra):
+    updates = tiny_updates(alg, local_results_path=str(tmp_path), **extra)
+    return run(alg, env_config, updates)
+
+
+def metrics(run_dir):
+    with open(os.path.join(run_dir, "metrics.json")) as f:
+        return json.load(f)
+
+
+def sacred_dirs(root):
+    paths = glob.glob(os.path.join(root, "sacred", "*", "*", "*"))
+    return sorted(p for p in paths if os.path.basename(p).isdigit())
