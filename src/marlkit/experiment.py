@@ -170,7 +170,8 @@ def build_scheme(args, env_info, registry):
     return scheme, groups, preprocess
 
 
-def run_sequential(args, logger, vec_env, registry):
+def build(args, logger, vec_env, registry):
+    """Runner, replay buffer, controller and learner of a run, wired as in pymarl."""
     runner = registry.get("runner", args.runner)(args, logger, vec_env)
     env_info = runner.get_env_info()
     args.n_agents, args.n_actions = env_info["n_agents"], env_info["n_actions"]
@@ -185,9 +186,19 @@ def run_sequential(args, logger, vec_env, registry):
     mac.learner = learner
     if args.use_cuda:
         learner.cuda()
+    return runner, buffer, mac, learner
 
-    signature = {"alg": args.alg_config, "env": args.env, "env_args": _task(args), "n_agents": args.n_agents,
-                 "n_actions": args.n_actions, "obs_shape": args.obs_shape, "state_shape": args.state_shape}
+
+def signature_of(args) -> dict:
+    """What a checkpoint must agree on with the run loading it."""
+    task = {k: v for k, v in args.env_args.items() if k in ("map_name", "key", "payoff")}
+    return {"alg": args.alg_config, "env": args.env, "env_args": task, "n_agents": args.n_agents,
+            "n_actions": args.n_actions, "obs_shape": args.obs_shape, "state_shape": args.state_shape}
+
+
+def run_sequential(args, logger, vec_env, registry):
+    runner, buffer, mac, learner = build(args, logger, vec_env, registry)
+    signature = signature_of(args)
     loop = {"t_env": 0, "episode": 0, "last_test_T": -args.test_interval - 1, "last_log_T": 0, "model_save_time": 0}
     if args.checkpoint_path:
         path = checkpoint.resolve(args.checkpoint_path, args.load_step)
@@ -234,10 +245,6 @@ def run_sequential(args, logger, vec_env, registry):
     log.info(f"finished training: {runner.t_env:,} env steps in {_hms(time.time() - start)}")
 
 
-def _task(args):
-    return {k: v for k, v in args.env_args.items() if k in ("map_name", "key", "payoff")}
-
-
 def models_dir(args):
     return os.path.join(args.local_results_path, "models", args.alg_config, env_label(vars(args)), str(args.run_id))
 
@@ -261,3 +268,11 @@ def evaluate(args, runner, logger):
         msg += f", win rate {100 * np.nanmean(wins):.1f}%"
     log.info(msg)
     runner.close_env()
+
+
+def offline(alg, env, updates, registry=None):
+    """A run's (args, runner, buffer, mac, learner) without Sacred or the loop: tests, benchmarks."""
+    config, vec_env, registry = prepare(alg, env, updates, registry)
+    args = SimpleNamespace(**config)
+    args.device, args.run_id = "cuda" if args.use_cuda else "cpu", "offline"
+    return (args, *build(args, Logger(args.t_max), vec_env, registry))

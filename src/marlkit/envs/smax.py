@@ -15,7 +15,10 @@ Facts from jaxmarl 0.2.0's source that shape this wrapper:
   default ``reward_scale`` 10 brings that to about 20, the scale SMAC normalises its reward to.
 * ``env.step`` auto-resets; this wrapper calls the non-resetting ``step_env`` so the last
   observation of an episode is the real one.
-* SMAX ends an episode when one side is wiped out or at ``max_steps`` (100 by default).
+* SMAX ends an episode when one side is wiped out or when its step limit ``max_steps`` (100 by
+  default) is reached, but it checks the limit before counting the step, so its episodes last
+  max_steps + 1 steps. The wrapper ends them at exactly ``episode_limit`` steps (pymarl buffers
+  hold episode_limit + 1 entries) and sets info["episode_limit"] when no side was wiped out.
 
 Keys: episode ``e`` (count of ``reset()`` calls, from 0) of env ``i`` starts from
 ``fold_in(fold_in(PRNGKey(seed), e), i)``, split into (reset key, chain key); every step splits
@@ -136,9 +139,11 @@ def _compile(map_name, env_kwargs, n_envs):
     def reset_all(root, episode):
         base = jax.random.fold_in(root, episode)
         keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(n_envs))
-        return jax.vmap(reset_one)(keys)
+        # Strong dtypes: a weakly typed leaf (the heuristic's -1 target) would make the step
+        # function compile twice, once for the carry from reset and once for its own output.
+        return jax.tree.map(lambda x: x.astype(x.dtype), jax.vmap(reset_one)(keys))
 
-    def step_one(carry, actions, active, scale):
+    def step_one(carry, actions, active, scale, limit):
         state, chain = carry[0], carry[1]
         step_key, next_chain = jax.random.split(chain)
         acts = {a: actions[i] for i, a in enumerate(agents)}
@@ -150,14 +155,24 @@ def _compile(map_name, env_kwargs, n_envs):
         alive = new_state.state.unit_alive
         allies_alive = jnp.sum(alive[:n_allies])
         enemies_alive = jnp.sum(alive[n_allies:])
-        done = dones["__all__"] & active
+        # SMAX tests its max_steps before counting the step (it ends at max_steps + 1), so the
+        # limit is applied here, at exactly `limit` steps.
+        done = (dones["__all__"] | (new_state.state.step >= limit)) & active
         won = (enemies_alive == 0) & (allies_alive > 0)
         at_limit = done & (allies_alive > 0) & (enemies_alive > 0)  # time ran out, no side wiped
         reward = jnp.where(active, rewards[agents[0]] * scale, 0.0).astype(jnp.float32)
         return carry, (reward, done, won, at_limit, n_allies - allies_alive, n_enemies - enemies_alive)
 
-    step_all = jax.vmap(step_one, in_axes=(0, 0, 0, None))
+    step_all = jax.vmap(step_one, in_axes=(0, 0, 0, None, None))
     return env, jax.jit(reset_all), jax.jit(step_all)
+
+
+def _smax_default_max_steps():
+    import inspect
+
+    from jaxmarl.environments.smax import SMAX
+
+    return inspect.signature(SMAX.__init__).parameters["max_steps"].default
 
 
 class SmaxVecEnv(VecEnv):
@@ -172,8 +187,9 @@ class SmaxVecEnv(VecEnv):
                       won_battle_bonus=won_battle_bonus,
                       world_steps_per_env_step=world_steps_per_env_step,
                       enemy_shoots=enemy_shoots, attack_mode=attack_mode)
-        if episode_limit is not None:
-            kwargs["max_steps"] = episode_limit
+        # SMAX's own limit is pushed out of reach; the step function applies episode_limit (a
+        # traced argument, so envs differing only in episode_limit share one compilation).
+        kwargs["max_steps"] = 2**30
         self.env, self._reset_fn, self._step_fn = _compiled(map_name, kwargs, n_envs)
         self._jax, jnp, _ = _jax_modules()
         self.map_name = map_name
@@ -184,7 +200,8 @@ class SmaxVecEnv(VecEnv):
         self.n_agents = self.env.num_allies
         self.n_enemies = self.env.num_enemies
         self.n_actions = self.env.num_ally_actions
-        self.episode_limit = int(self.env.max_steps)
+        self.episode_limit = int(_smax_default_max_steps() if episode_limit is None else episode_limit)
+        self._limit = jnp.int32(self.episode_limit)
         self._root = self._jax.random.PRNGKey(self.seed)
         self._episode = 0
         self._carry = None  # device pytree: (state, chain key, obs, world state, avail)
@@ -208,7 +225,7 @@ class SmaxVecEnv(VecEnv):
         if actions.shape != (self.n_envs, self.n_agents):
             raise ValueError(f"actions must have shape {(self.n_envs, self.n_agents)}, got {actions.shape}")
         active = np.asarray(active, dtype=bool).reshape(self.n_envs)
-        self._carry, outs = self._step_fn(self._carry, actions, active, self._scale)
+        self._carry, outs = self._step_fn(self._carry, actions, active, self._scale, self._limit)
         views, outs = self._jax.device_get((self._carry[2:], outs))  # one device->host copy
         self._cache(views)
         reward, done, won, at_limit, dead_allies, dead_enemies = outs
@@ -223,7 +240,8 @@ class SmaxVecEnv(VecEnv):
         return np.asarray(reward, dtype=np.float32), np.asarray(done, dtype=bool), infos
 
     def _cache(self, views):
-        self._obs, self._state, self._avail = (np.asarray(v, dtype=np.float32) for v in views)
+        # Writable copies (device_get gives read-only arrays; torch.as_tensor warns on those).
+        self._obs, self._state, self._avail = (np.array(v, dtype=np.float32) for v in views)
 
     def get_obs(self):
         return self._obs

@@ -1,0 +1,244 @@
+"""marlkit.analysis on synthetic Sacred run folders with known metric values."""
+import json
+import math
+import os
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from marlkit import analysis
+from marlkit.errors import SuiteError
+
+T_975_DF2 = 4.302652729911275  # Student-t 97.5% quantile, 2 degrees of freedom
+
+
+def make_run(results, alg, env, run_id, seed, metrics, status="COMPLETED", **config):
+    """A Sacred FileStorageObserver run folder; metrics: {name: (steps, values)}."""
+    path = os.path.join(results, "sacred", alg, env, str(run_id))
+    os.makedirs(path)
+    cfg = {"seed": seed, "name": alg, "env": env.split("_")[0], "env_args": {"seed": None}, "alg_config": alg,
+           "t_max": 1000, "lr": 0.0005}
+    for key, value in config.items():
+        if key == "map_name":
+            cfg["env_args"]["map_name"] = value
+        else:
+            cfg[key] = value
+    with open(os.path.join(path, "config.json"), "w") as f:
+        json.dump(cfg, f)
+    with open(os.path.join(path, "run.json"), "w") as f:
+        json.dump({"status": status}, f)
+    body = {name: {"steps": list(steps), "values": list(values), "timestamps": ["t"] * len(steps)}
+            for name, (steps, values) in metrics.items()}
+    with open(os.path.join(path, "metrics.json"), "w") as f:
+        json.dump(body, f)
+    return path
+
+
+STEPS = [0, 100, 200]
+
+
+@pytest.fixture
+def results(tmp_path):
+    """qmix: seeds 1-3 with constant values 0, 1, 2; vdn: seeds 1-2 rising; both on smax_3m."""
+    root = str(tmp_path / "results")
+    for seed, value in zip((1, 2, 3), (0.0, 1.0, 2.0)):
+        make_run(root, "qmix", "smax_3m", seed, seed, {
+            "test_return_mean": (STEPS, [value] * 3), "test_battle_won_mean": (STEPS, [value / 2] * 3),
+            "return_mean": (STEPS, [10 * value] * 3)}, map_name="3m")
+    for seed in (1, 2):
+        make_run(root, "vdn", "smax_3m", seed, seed, {
+            "test_return_mean": (STEPS, [0.0, seed * 1.0, seed * 2.0]),
+            "test_battle_won_mean": (STEPS, [0.0, 0.1 * seed, 0.2 * seed])}, map_name="3m")
+    return root
+
+
+def run_main(argv, capsys):
+    code = analysis.main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# ------------------------------------------------------------------------------------------ statistics
+
+def test_mean_and_ci_match_hand_computation(results):
+    runs = analysis.load_runs(results, "smax_3m", ["qmix"])
+    [agg] = analysis.aggregate(analysis.curves(runs, "test_return_mean"))
+    assert agg.label == "qmix" and agg.n == 3 and sorted(agg.seeds) == [1, 2, 3]
+    np.testing.assert_allclose(agg.steps, STEPS)
+    # values 0, 1, 2: mean 1, sample std 1, half-width t(0.975, 2) * 1 / sqrt(3)
+    half = T_975_DF2 / math.sqrt(3)
+    np.testing.assert_allclose(agg.center, [1, 1, 1])
+    np.testing.assert_allclose(agg.high - agg.center, [half] * 3)
+    np.testing.assert_allclose(agg.center - agg.low, [half] * 3)
+
+
+def test_t_quantile_without_scipy(monkeypatch):
+    monkeypatch.setitem(sys.modules, "scipy", None)
+    assert analysis.t_quantile(2) == pytest.approx(T_975_DF2, abs=1e-3)
+    assert analysis.t_quantile(50) == pytest.approx(2.008559, abs=1e-3)
+
+
+def test_single_seed_has_no_band():
+    mean, half = analysis.mean_ci(np.array([[1.0, 2.0]]))
+    np.testing.assert_allclose(mean, [1, 2])
+    assert np.isnan(half).all()
+
+
+def test_interpolation_onto_common_grid(tmp_path):
+    root = str(tmp_path)
+    # Both seeds follow value = step / 10 but log at different steps; seed 2 stops at 250.
+    make_run(root, "qmix", "matrix_game", 1, 1, {"test_return_mean": ([0, 100, 200, 300], [0, 10, 20, 30])})
+    make_run(root, "qmix", "matrix_game", 2, 2, {"test_return_mean": ([0, 150, 250], [0, 15, 25])})
+    runs = analysis.load_runs(root, "matrix_game")
+    [agg] = analysis.aggregate(analysis.curves(runs, "test_return_mean"))
+    np.testing.assert_allclose(agg.steps, [0, 125, 250])  # up to the shortest run's last step
+    np.testing.assert_allclose(agg.per_seed, [agg.steps / 10] * 2)
+    np.testing.assert_allclose(agg.center, agg.steps / 10)
+    np.testing.assert_allclose(agg.low, agg.center)  # the seeds agree: zero-width band
+
+    [cut] = analysis.aggregate(analysis.curves(runs, "test_return_mean"), until=120)
+    assert cut.steps[-1] == 120 and cut.center[-1] == pytest.approx(12)
+
+
+def test_until_beyond_the_data_stops_at_shortest_and_notes(results):
+    notes = []
+    runs = analysis.load_runs(results, "smax_3m", ["vdn"])
+    [agg] = analysis.aggregate(analysis.curves(runs, "test_return_mean"), until=500, notes=notes)
+    assert agg.steps[-1] == 200
+    assert any("--until" in n for n in notes)
+
+
+def test_smoothing_is_a_trailing_moving_average():
+    np.testing.assert_allclose(analysis.smooth([0, 2, 4, 6], 2), [0, 1, 3, 5])
+    np.testing.assert_allclose(analysis.smooth([0, 2, 4, 6], 1), [0, 2, 4, 6])
+
+
+def test_iqm_and_bootstrap_band():
+    x = np.array([[0.0], [1.0], [2.0], [3.0], [4.0], [5.0], [6.0], [100.0]])
+    assert analysis.iqm(x)[0] == pytest.approx(3.5)  # cuts 2 at each end: mean of 2..5
+    low, high = analysis.bootstrap_ci(x, n_boot=500)
+    assert low[0] <= 3.5 <= high[0] and high[0] < 100
+
+
+def test_iqm_stat_table(results, tmp_path):
+    runs = analysis.load_runs(results, "smax_3m", ["qmix"])
+    aggs = analysis.aggregate(analysis.curves(runs, "test_return_mean"), stat="iqm")
+    df = analysis.table(aggs)
+    assert df.loc[0, "iqm"] == pytest.approx(1.0)  # 3 seeds: nothing is trimmed
+    assert df.loc[0, "iqm_ci_low"] <= 1.0 <= df.loc[0, "iqm_ci_high"]
+
+
+def test_human_step_labels():
+    assert [analysis.human_steps(x) for x in (0, 500, 1500, 2_000_000, 250_000)] == ["0", "500", "1.5k", "2M", "250k"]
+
+
+# ------------------------------------------------------------------------------------------ command line
+
+def test_outputs_csv_md_png(results, tmp_path, capsys):
+    out = str(tmp_path / "plots" / "fig.png")
+    code, stdout, err = run_main(["--results", results, "--metric", "test_return_mean", "--out", out], capsys)
+    assert code == 0, err
+    with open(out, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    df = pd.read_csv(str(tmp_path / "plots" / "fig.csv"))
+    assert list(df["label"]) == ["qmix", "vdn"]
+    qmix = df.set_index("label").loc["qmix"]
+    assert qmix["n_seeds"] == 3 and qmix["steps"] == 200
+    assert qmix["mean"] == pytest.approx(1.0) and qmix["ci95"] == pytest.approx(T_975_DF2 / math.sqrt(3))
+    assert [float(v) for v in qmix["per_seed"].split()] == [0.0, 1.0, 2.0]
+    vdn = df.set_index("label").loc["vdn"]
+    assert vdn["mean"] == pytest.approx(3.0) and vdn["per_seed"] == "2 4"
+    md = open(tmp_path / "plots" / "fig.md").read()
+    assert "| qmix | 3 | 200 | 1.000 | 2.484 | 1: 0.000, 2: 1.000, 3: 2.000 |" in md
+    assert "Final test_return_mean on smax_3m" in md and md in stdout
+    curves = pd.read_csv(str(tmp_path / "plots" / "fig_curves.csv"))
+    assert set(curves.columns) >= {"label", "step", "mean", "ci_low", "ci_high", "n_seeds"}
+    assert len(curves) == 6
+
+
+def test_defaults_env_metric_and_out(results, capsys):
+    code, stdout, err = run_main(["--results", results], capsys)
+    assert code == 0, err
+    # battle_won is preferred when logged; the env is the only one present
+    assert os.path.isfile(os.path.join(results, "plots", "smax_3m_test_battle_won_mean.png"))
+    assert os.path.isfile(os.path.join(results, "plots", "smax_3m_test_battle_won_mean.md"))
+    assert "Final test_battle_won_mean on smax_3m" in stdout
+
+
+def test_algs_selects_curves(results, tmp_path, capsys):
+    out = str(tmp_path / "v.png")
+    code, _, err = run_main(["--results", results, "--algs", "vdn", "--out", out], capsys)
+    assert code == 0, err
+    assert list(pd.read_csv(str(tmp_path / "v.csv"))["label"]) == ["vdn"]
+
+
+def test_status_handling(results, capsys):
+    make_run(results, "qmix", "smax_3m", 4, 4, {"test_return_mean": (STEPS, [9, 9, 9])}, status="RUNNING")
+    make_run(results, "qmix", "smax_3m", 5, 5, {"test_return_mean": (STEPS, [9, 9, 9])}, status="FAILED")
+    notes = []
+    runs = analysis.load_runs(results, "smax_3m", ["qmix"], notes=notes)
+    assert sorted(r.seed for r in runs) == [1, 2, 3]
+    assert any("FAILED" in n for n in notes) and any("--include-running" in n for n in notes)
+    runs = analysis.load_runs(results, "smax_3m", ["qmix"], include_running=True)
+    assert sorted(r.seed for r in runs) == [1, 2, 3, 4]
+    code, _, err = run_main(["--results", results, "--metric", "test_return_mean"], capsys)
+    assert code == 0 and "note: skipped 1 FAILED run(s)" in err
+
+
+def test_filters_and_label_by(tmp_path, capsys):
+    root = str(tmp_path)
+    for run_id, (seed, w_min, value) in enumerate([(1, 0.1, 1.0), (2, 0.1, 3.0), (1, 0.5, 10.0), (2, 0.5, 20.0)]):
+        make_run(root, "owqmix", "smax_3m", run_id + 1, seed, {"test_return_mean": (STEPS, [value] * 3)},
+                 map_name="3m", w_min=w_min)
+    runs = analysis.load_runs(root, "smax_3m", filters=["w_min=0.5"])
+    assert sorted(r.seed for r in runs) == [1, 2] and {r.get("w_min") for r in runs} == {0.5}
+    assert len(analysis.load_runs(root, "smax_3m", filters=["env_args.map_name=3m", "lr=5e-4"])) == 4
+    with pytest.raises(SuiteError, match="no usable runs"):
+        analysis.load_runs(root, "smax_3m", filters=["env_args.map_name=8m"])
+
+    notes = []
+    pooled = analysis.curves(analysis.load_runs(root, "smax_3m"), "test_return_mean", notes=notes)
+    assert list(pooled) == ["owqmix"] and any("w_min" in n for n in notes)
+
+    runs = analysis.load_runs(root, "smax_3m")
+    aggs = analysis.aggregate(analysis.curves(runs, "test_return_mean", label_by="w_min"))
+    assert [a.label for a in aggs] == ["owqmix w_min=0.1", "owqmix w_min=0.5"]
+    assert [a.center[-1] for a in aggs] == [2.0, 15.0]
+
+    out = str(tmp_path / "w.png")
+    code, _, err = run_main(["--results", root, "--label-by", "w_min", "--filter", "w_min=0.1", "--out", out], capsys)
+    assert code == 0, err
+    assert list(pd.read_csv(str(tmp_path / "w.csv"))["label"]) == ["owqmix w_min=0.1"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--env", "smax_8m"], "unknown env 'smax_8m'"),
+    (["--algs", "qmxi"], "did you mean 'qmix'"),
+    (["--metric", "test_won"], "unknown metric 'test_won'"),
+    (["--filter", "w_min"], "not key=value"),
+    (["--filter", "nokey=1"], "unknown config key 'nokey' in --filter"),
+    (["--filter", "env_args.map=3m"], "did you mean 'env_args.map_name'"),
+    (["--label-by", "nokey"], "unknown config key 'nokey' in --label-by"),
+    (["--smooth", "0"], "--smooth"),
+    (["--stat", "median"], "invalid choice"),
+    (["--until", "-5"], "--until"),
+])
+def test_bad_input_is_one_error_line(results, capsys, argv, message):
+    code, stdout, err = run_main(["--results", results, *argv], capsys)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("error: ") and message in err, err
+
+
+def test_missing_results_and_several_envs(tmp_path, results, capsys):
+    code, _, err = run_main(["--results", str(tmp_path / "nowhere")], capsys)
+    assert code == 2 and err.startswith("error: no results folder") and err.count("\n") == 1
+    make_run(results, "qmix", "matrix_game", 1, 1, {"test_return_mean": (STEPS, [0, 0, 0])})
+    code, _, err = run_main(["--results", results], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert "matrix_game" in err and "smax_3m" in err and "--env" in err
+
+
+def test_module_docstring_names_the_command():
+    assert "python -m marlkit.analysis" in analysis.__doc__
