@@ -28,7 +28,7 @@ def test_every_algorithm_trains_on_a_tiny_env(alg, tmp_path):
         assert json.load(f)["status"] == "COMPLETED"
     m = metrics(run_dir)
     assert {"return_mean", "test_return_mean", "ep_length_mean"} <= set(m)
-    assert m["test_return_mean"]["steps"][-1] >= 100
+    assert m["test_return_mean"]["steps"][-1] >= 60  # tested again after the first test interval
     assert any(key in m for key in ("loss", "pg_loss", "critic_loss", "advantage_mean")), sorted(m)
     config = json.load(open(os.path.join(run_dir, "config.json")))
     assert config["alg_config"] == alg and config["seed"] is not None

@@ -92,7 +92,7 @@ def save(path, learner, loop: dict, signature: dict, buffer=None, env=None):
     state = {"signature": signature, "loop": loop, "learner": learner_state(learner), "rng": rng_state()}
     if buffer is not None:
         state["buffer"] = buffer_state(buffer)
-    if env is not None and hasattr(env, "state_dict"):
+    if env is not None:
         state["env"] = env.state_dict()
     th.save(state, os.path.join(path, STATE_FILE))
 
@@ -134,7 +134,7 @@ def load(path, learner, signature: dict, buffer=None, env=None) -> dict:
         return {"t_env": int(step) if step.isdigit() else 0}
     if buffer is not None and "buffer" in state:
         load_buffer_state(buffer, state["buffer"])
-    if env is not None and "env" in state and hasattr(env, "load_state_dict"):
+    if env is not None and "env" in state:
         env.load_state_dict(state["env"])
     set_rng_state(state["rng"])
     return state["loop"]

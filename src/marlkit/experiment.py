@@ -196,6 +196,20 @@ def signature_of(args) -> dict:
             "n_actions": args.n_actions, "obs_shape": args.obs_shape, "state_shape": args.state_shape}
 
 
+def train_iteration(args, runner, buffer, learner, episode):
+    """Collect batch_size_run episodes, store them, train num_circle times; returns the episode count."""
+    episode_batch, _ = runner.run(test_mode=False)
+    buffer.insert_episode_batch(episode_batch)
+    for _ in range(args.num_circle):
+        if buffer.can_sample(args.batch_size):
+            sample = buffer.sample(args.batch_size)
+            sample = sample[:, :sample.max_t_filled()]
+            if sample.device != args.device:
+                sample.to(args.device)
+            learner.train(sample, runner.t_env, episode)
+    return episode + args.batch_size_run
+
+
 def run_sequential(args, logger, vec_env, registry):
     runner, buffer, mac, learner = build(args, logger, vec_env, registry)
     signature = signature_of(args)
@@ -214,16 +228,7 @@ def run_sequential(args, logger, vec_env, registry):
     log.info(f"training for {args.t_max:,} env steps from t_env {runner.t_env:,}")
     logger.start, logger.t_start = start, runner.t_env
     while runner.t_env <= args.t_max:
-        episode_batch, _ = runner.run(test_mode=False)
-        buffer.insert_episode_batch(episode_batch)
-        for _ in range(args.num_circle):
-            if buffer.can_sample(args.batch_size):
-                sample = buffer.sample(args.batch_size)
-                sample = sample[:, :sample.max_t_filled()]
-                if sample.device != args.device:
-                    sample.to(args.device)
-                learner.train(sample, runner.t_env, episode)
-        episode += args.batch_size_run
+        episode = train_iteration(args, runner, buffer, learner, episode)
 
         if (runner.t_env - loop["last_test_T"]) / args.test_interval >= 1.0:
             loop["last_test_T"] = runner.t_env

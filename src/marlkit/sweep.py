@@ -323,6 +323,7 @@ def run_ray(jobs, sweep_dir, address, progress, cpus_per_job=1.0, python=None) -
     """Run the jobs as Ray tasks on the cluster at ``address``; Results in order of completion."""
     ray = import_ray()
     ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+    refs = {}
     try:
         task = ray.remote(make_task()).options(num_cpus=cpus_per_job, max_retries=0)
         env_updates = {var: "1" for var in THREAD_VARS}

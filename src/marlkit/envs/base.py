@@ -43,6 +43,13 @@ class VecEnv:
     def close(self) -> None:
         pass
 
+    def state_dict(self) -> dict:
+        """Env-side state a checkpoint must keep to continue the same episode stream (optional)."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
 
 def derived_seeds(seed: int, n: int) -> list:
     """``n`` distinct, reproducible 31-bit seeds derived from one run seed."""

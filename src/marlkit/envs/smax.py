@@ -213,6 +213,13 @@ class SmaxVecEnv(VecEnv):
                 "n_actions": int(self.n_actions), "n_agents": int(self.n_agents),
                 "episode_limit": self.episode_limit}
 
+    def state_dict(self):
+        """What a checkpoint needs to continue the same stream of episodes."""
+        return {"episode": self._episode}
+
+    def load_state_dict(self, state):
+        self._episode = int(state["episode"])
+
     def reset(self):
         self._carry = self._reset_fn(self._root, self._episode)
         self._episode += 1
