@@ -111,3 +111,8 @@ def _config_copy(tmp_path, monkeypatch, relative, extra_text):
     with open(tmp_path / "config" / relative, "a") as f:
         f.write(extra_text)
     monkeypatch.setattr(config_module, "CONFIG_DIR", str(tmp_path / "config"))
+
+
+def test_unknown_smax_map(capsys):
+    line = fails(capsys, "--config=qmix", "--env-config=smax", "with", "env_args.map_name=3mm")
+    assert "3mm" in line and "did you mean '3m'" in line

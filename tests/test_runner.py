@@ -1,0 +1,123 @@
+"""The runner's bookkeeping: termination vs truncation, filled masks, rewards, t_env, seeds."""
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch as th
+
+from marlkit.envs.base import SerialVecEnv, VecEnv, derived_seeds
+from marlkit.experiment import build_scheme
+from marlkit.registry import get_registry
+from marlkit.runners import Runner
+
+
+class Scripted(VecEnv):
+    """Env i ends by itself after ends[i] steps; the time limit is `limit` (a truncation)."""
+
+    def __init__(self, ends, limit):
+        self.ends, self.limit, self.n_envs = np.asarray(ends), limit, len(ends)
+        self.t = np.zeros(self.n_envs, dtype=int)
+
+    def get_env_info(self):
+        return {"state_shape": 1, "obs_shape": 1, "n_actions": 2, "n_agents": 2, "episode_limit": self.limit}
+
+    def reset(self):
+        self.t[:] = 0
+
+    def step(self, actions, active):
+        self.t[active] += 1
+        natural = self.t >= self.ends
+        truncated = (self.t >= self.limit) & ~natural
+        infos = [{"episode_limit": bool(truncated[i]), "battle_won": int(natural[i])} for i in range(self.n_envs)]
+        return self.t.astype(np.float32), natural | truncated, infos
+
+    def get_obs(self):
+        return self.t[:, None, None].repeat(2, 1).astype(np.float32)
+
+    def get_state(self):
+        return self.t[:, None].astype(np.float32)
+
+    def get_avail_actions(self):
+        return np.ones((self.n_envs, 2, 2), dtype=np.float32)
+
+
+class FixedMAC:
+    """Always picks action 1; records nothing else."""
+
+    action_selector = SimpleNamespace()
+
+    def init_hidden(self, batch_size):
+        pass
+
+    def select_actions(self, batch, t_ep, t_env, bs, test_mode=False):
+        return th.ones(len(bs), 2, dtype=th.long), {}
+
+
+class Stats:
+    def __init__(self):
+        self.logged = {}
+
+    def log_stat(self, key, value, t):
+        self.logged[key] = value
+
+
+def make_runner(ends, limit):
+    args = SimpleNamespace(device="cpu", common_reward=True, runner_log_interval=1, test_nepisode=len(ends),
+                           alg_config="t", env="scripted", learner="q_learner", mac="basic_mac", agent="rnn",
+                           action_selector="epsilon_greedy", runner="parallel", critic_type=None)
+    env = Scripted(ends, limit)
+    runner, logger = Runner(args, Stats(), env), None
+    scheme, groups, preprocess = build_scheme(args, env.get_env_info(), get_registry())
+    runner.setup(scheme, groups, preprocess, FixedMAC())
+    return runner
+
+
+def test_termination_truncation_and_masks():
+    runner = make_runner(ends=[2, 5], limit=3)  # env 0 ends itself at 2; env 1 is cut at the limit 3
+    batch, returns = runner.run()
+    term = batch["terminated"][:, :, 0]
+    assert term[0].tolist() == [0, 1, 0, 0]  # a real terminal state: no bootstrap
+    assert term[1].tolist() == [0, 0, 0, 0]  # truncation at the limit: targets bootstrap
+    # as in pymarl, the slot holding the observation after the last step is marked filled too;
+    # learners mask it out through `terminated` (real ends) or because it is the last slot (limit)
+    assert batch["filled"][:, :, 0].tolist() == [[1, 1, 1, 0], [1, 1, 1, 1]]
+    assert batch["reward"][:, :, 0].tolist() == [[1, 2, 0, 0], [1, 2, 3, 0]]
+    # the observation after the last step is stored (targets use it)
+    assert batch["obs"][0, 2, 0, 0] == 2 and batch["obs"][1, 3, 0, 0] == 3
+    assert returns == [3.0, 6.0] and runner.t_env == 5
+    assert runner.logger.logged["battle_won_mean"] == 0.5 and runner.logger.logged["ep_length_mean"] == 2.5
+
+
+def test_test_episodes_do_not_count_env_steps():
+    runner = make_runner(ends=[2, 2], limit=3)
+    runner.run(test_mode=True)
+    assert runner.t_env == 0 and runner.logger.logged["test_return_mean"] == 3.0
+
+
+class Single:
+    """A pymarl-style single env without its own truncation flag."""
+
+    episode_limit = 2
+
+    def get_env_info(self):
+        return {"state_shape": 1, "obs_shape": 1, "n_actions": 1, "n_agents": 1, "episode_limit": 2}
+
+    def reset(self):
+        self.t = 0
+
+    def step(self, actions):
+        self.t += 1
+        return 1.0, self.t >= 2, {}
+
+
+def test_serial_vec_env_marks_time_limit_as_truncation():
+    env = SerialVecEnv([Single(), Single()])
+    env.reset()
+    env.step(np.zeros((2, 1)), np.array([True, True]))
+    _, terminated, infos = env.step(np.zeros((2, 1)), np.array([True, False]))
+    assert terminated.tolist() == [True, False] and infos[0]["episode_limit"] is True and infos[1] == {}
+
+
+def test_derived_seeds_differ_and_repeat():
+    seeds = derived_seeds(7, 8)
+    assert len(set(seeds)) == 8 and seeds == derived_seeds(7, 8) and seeds != derived_seeds(8, 8)
