@@ -200,6 +200,9 @@ def train_iteration(args, runner, buffer, learner, episode):
     """Collect batch_size_run episodes, store them, train num_circle times; returns the episode count."""
     episode_batch, _ = runner.run(test_mode=False)
     buffer.insert_episode_batch(episode_batch)
+    observe = getattr(learner, "observe_episodes", None)
+    if observe is not None:  # optional learner hook: sees every new on-policy batch (e.g. ReMIX)
+        observe(episode_batch)
     for _ in range(args.num_circle):
         if buffer.can_sample(args.batch_size):
             sample = buffer.sample(args.batch_size)
