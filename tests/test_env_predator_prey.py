@@ -332,11 +332,9 @@ def test_random_rollout_keeps_the_invariants():
             avail = env.get_avail_actions()
             assert (avail.sum(-1) > 0).all() and (avail[..., STAY] == 1).all()
             # catch is available exactly when a live prey is in the 4-neighbourhood
-            for e in range(4):
-                for a in np.flatnonzero(env.agent_alive[e]):
-                    near = any(np.abs(env.prey_pos[e, q] - env.agent_pos[e, a]).sum() == 1
-                               for q in np.flatnonzero(env.prey_alive[e]))
-                    assert avail[e, a, CATCH] == near
+            dist = np.abs(env.agent_pos[:, :, None] - env.prey_pos[:, None]).sum(-1)  # [e, agent, prey]
+            near = ((dist == 1) & env.prey_alive[:, None]).any(-1) & env.agent_alive
+            np.testing.assert_array_equal(avail[..., CATCH], near)
             actions = random_actions(avail, policy)
             active = ~env.done
             rewards, terminated, infos = env.step(actions, active)
@@ -413,3 +411,108 @@ def test_yaml_presets(name, punishment):
     assert (args["n_agents"], args["n_prey"], args["grid_height"], args["grid_width"]) == (8, 8, 10, 10)
     assert args["episode_limit"] == 200 and config["t_max"] == 1050000 and config["test_nepisode"] == 16
     assert args == check_env_args({**args})
+
+
+# ---- an independent per-env oracle ----------------------------------------------------------------
+class Oracle:
+    """The rules written as plain per-env Python loops, fed the env's own random draws."""
+
+    def __init__(self, h, w, toroidal, needed, punishment, capture=10.0, step_reward=0.0, p_rest=0.0,
+                 limit=200):
+        self.h, self.w, self.toroidal, self.needed = h, w, toroidal, needed
+        self.punishment, self.capture, self.step_reward, self.p_rest, self.limit = (
+            punishment, capture, step_reward, p_rest, limit)
+
+    def reset(self, agents, prey):
+        self.agents, self.prey = [tuple(a) for a in agents], [tuple(q) for q in prey]
+        self.agent_alive, self.prey_alive = [True] * len(agents), [True] * len(prey)
+        self.t, self.done = 0, False
+
+    def around(self, pos):
+        out = []
+        for dr, dc in ((0, 1), (1, 0), (0, -1), (-1, 0)):
+            r, c = pos[0] + dr, pos[1] + dc
+            if self.toroidal:
+                out.append((r % self.h, c % self.w))
+            else:
+                out.append((r, c) if 0 <= r < self.h and 0 <= c < self.w else None)
+        return out
+
+    def occupied(self):
+        cells = {p for p, alive in zip(self.agents, self.agent_alive) if alive}
+        return cells | {p for p, alive in zip(self.prey, self.prey_alive) if alive}
+
+    def step(self, actions, agent_order, prey_order, rest, move):
+        reward = self.step_reward
+        for a in agent_order:
+            if self.agent_alive[a] and 0 <= actions[a] < 4:
+                target = self.around(self.agents[a])[actions[a]]
+                if target is not None and target not in self.occupied():
+                    self.agents[a] = target
+        for q in prey_order:
+            if not self.prey_alive[q]:
+                continue
+            near = self.around(self.prey[q])
+            catchers = [a for a in range(len(self.agents))
+                        if self.agent_alive[a] and actions[a] == CATCH and self.agents[a] in near]
+            if len(catchers) >= self.needed:
+                reward += self.capture
+                self.prey_alive[q] = False
+                for a in catchers:
+                    self.agent_alive[a] = False
+                continue
+            if catchers:
+                reward += self.punishment
+            free = [c for c in near if c is not None and c not in self.occupied()]
+            if free and rest[q] >= self.p_rest:
+                self.prey[q] = free[min(int(move[q] * len(free)), len(free) - 1)]
+        self.t += 1
+        ended = not any(self.prey_alive) or not any(self.agent_alive)
+        self.done = ended or self.t >= self.limit
+        return reward, self.done
+
+    def state(self):
+        grid = np.zeros((2, self.h, self.w), dtype=np.float32)
+        for ch, cells, alive in ((0, self.agents, self.agent_alive), (1, self.prey, self.prey_alive)):
+            for pos, on in zip(cells, alive):
+                if on:
+                    grid[ch][pos] = 1
+        return grid.reshape(-1)
+
+
+@pytest.mark.parametrize("args, masked", [
+    ({"miscapture_punishment": -1.5}, True),
+    ({"miscapture_punishment": -2.0}, False),  # unmasked random actions: blocked moves, empty catches
+    ({"toroidal": True, "grid_height": 6, "grid_width": 7, "n_agents": 6, "n_prey": 5,
+      "miscapture_punishment": -0.5, "step_reward": -0.1, "p_prey_rest": 0.3, "episode_limit": 60}, True),
+    ({"n_agents": 9, "n_prey": 4, "grid_height": 5, "grid_width": 5, "agents_needed": 3,
+      "miscapture_punishment": -1.0, "capture_reward": 4.0}, False),
+])
+def test_vectorised_env_matches_a_per_env_oracle(args, masked):
+    n_envs, seed = 4, 21
+    env = make(args, n_envs, seed)
+    full = check_env_args(args)
+    draws = np.random.default_rng(seed)  # mirrors the env's draw sequence
+    policy = np.random.default_rng(0)
+    oracles = [Oracle(full["grid_height"], full["grid_width"], full["toroidal"], full["agents_needed"],
+                      full["miscapture_punishment"], full["capture_reward"], full["step_reward"],
+                      full["p_prey_rest"], full["episode_limit"]) for _ in range(n_envs)]
+    n, p = full["n_agents"], full["n_prey"]
+    for episode in range(2):
+        env.reset()
+        cells = draws.random((n_envs, full["grid_height"] * full["grid_width"])).argsort(axis=1)[:, : n + p]
+        for i, oracle in enumerate(oracles):
+            pos = np.stack(np.divmod(cells[i], full["grid_width"]), -1)
+            oracle.reset(pos[:n], pos[n:])
+        while not env.done.all():
+            avail = env.get_avail_actions()
+            actions = random_actions(avail if masked else np.ones_like(avail), policy)
+            active = ~env.done
+            rewards, terminated, _ = env.step(actions, active)
+            agent_order = draws.random((n_envs, n)).argsort(axis=1)
+            prey_order = draws.random((n_envs, p)).argsort(axis=1)
+            rest, move = draws.random((n_envs, p)), draws.random((n_envs, p))
+            for i in np.flatnonzero(active):
+                reward, done = oracles[i].step(actions[i], agent_order[i], prey_order[i], rest[i], move[i])
+                assert rewards[i] == pytest.approx(reward) and terminated[i] == done
+                np.testing.assert_array_equal(env.get_state()[i], oracles[i].state())

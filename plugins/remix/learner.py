@@ -134,13 +134,14 @@ class ReMIXLearner(WQMixLearner):
             inp.q_tot, inp.targets, inp.q_star, fprime, pi, self.onpolicy_ratio(inp.q_tot.shape[0]),
             use_bellman_error=a.remix_use_bellman_error, use_underestimation=a.remix_use_underestimation,
             use_mixer_gradient=a.remix_use_mixer_gradient, use_onpolicy=a.remix_use_onpolicy,
-            epsilon=a.remix_epsilon, exp_clip=a.remix_exp_clip, fprime_min=a.remix_fprime_min)
+            epsilon=a.remix_epsilon, exp_clip=a.remix_exp_clip, fprime_min=a.remix_fprime_min,
+            grad_floor=a.remix_grad_floor)
         weights = map_weights(raw, inp.mask, a.w_min, a.remix_mapping)                  # 1/Z*, eq. 4
         valid = inp.mask > 0
         under = (inp.q_tot <= inp.targets) & valid
         self._last = {
             "remix_under_share": under.float().sum().item() / max(valid.sum().item(), 1),
-            "remix_neg_grad_share": ((terms["mixer_gradient"] < 0) & under).float().sum().item()
+            "remix_floored_grad_share": ((terms["mixer_gradient"] <= a.remix_grad_floor) & under).float().sum().item()
             / max(under.sum().item(), 1),
             "remix_fprime_mean": (fprime * inp.mask).sum().item() / max(valid.sum().item() * self.n_agents, 1),
             "remix_recent_rows": float(self._recent_rows.sum()) if self._recent_rows is not None else 0.0,

@@ -18,8 +18,15 @@ Numerical guards (documented defaults in plugins/remix/__init__.py):
   * f' is floored at remix_fprime_min before dividing;
   * inputs are made finite (nan -> 0, +-inf -> +-1e30) and the product is formed in float64,
     where its largest possible value (1e30 * e^clip * n / f'_min * ratio) is finite;
-  * a negative product (possible when sum_j (1 - pi^j)/f'_j < 1) is raised to 0: the
-    non-negativity constraint w >= 0 of eq. 3 (KKT: its multiplier is active there).
+  * the mixer-gradient term lies in [-1, inf) and is negative whenever sum_j (1 - pi^j)/f'_j < 1,
+    which is common with few agents (2 agents with f' ~ 2, as the host QMixer learns on the
+    matrix game). The paper's proof assumes it non-negative (Appendix C, after eq. 28). Taken
+    literally (weight 0, the KKT reading of w >= 0 in eq. 3) it zeroes every underestimated
+    transition there and the weights would favour the OVERestimated ones (epsilon > 0). So the
+    term is floored at ``grad_floor`` (remix_grad_floor, default 0.05; 0 = the literal reading):
+    such transitions keep a small mixer factor and are still ranked by the other terms;
+  * an underestimated transition never weighs less than an overestimated one: its raw weight is
+    max(product, epsilon) (eq. 4 adds the small epsilon_k term to E_k).
 """
 from __future__ import annotations
 
@@ -97,7 +104,7 @@ def boltzmann_taken_prob(mac_out, actions, avail, tau=1.0):
 # ---- Theorem 1 / eq. 4 / Algorithm 1 line 19: the raw weight ------------------------------
 def remix_raw_weights(q_tot, targets, q_star, fprime, pi_taken, ratio, *, use_bellman_error=True,
                       use_underestimation=True, use_mixer_gradient=True, use_onpolicy=True,
-                      epsilon=1e-3, exp_clip=10.0, fprime_min=1e-3):
+                      epsilon=1e-3, exp_clip=10.0, fprime_min=1e-3, grad_floor=0.05):
     """Unnormalised ReMIX weights, float64 [B, T, 1], and the four terms (dict, for logs/tests).
 
     q_tot, targets, q_star [B, T, 1]; fprime, pi_taken [B, T, n]; ratio broadcastable to [B, T, 1].
@@ -110,14 +117,14 @@ def remix_raw_weights(q_tot, targets, q_star, fprime, pi_taken, ratio, *, use_be
         "bellman_error": (targets - q_tot).clamp(min=0.0) if use_bellman_error else one,
         # exp(Q*_{k-1} - Q_k), exponent clamped (eq. 4)
         "underestimation": th.exp((q_star - q_tot).clamp(-exp_clip, exp_clip)) if use_underestimation else one,
-        # sum_j (1 - pi^j) / f'_{s,Q^j} - 1, f' from Lemma 1 (eq. 4, eq. 9)
-        "mixer_gradient": (((1.0 - _finite(pi_taken)) / _finite(fprime).clamp(min=fprime_min)).sum(-1, keepdim=True) - 1.0)
-        if use_mixer_gradient else one,
+        # sum_j (1 - pi^j) / f'_{s,Q^j} - 1, f' from Lemma 1 (eq. 4, eq. 9), floored at grad_floor
+        "mixer_gradient": (((1.0 - _finite(pi_taken)) / _finite(fprime).clamp(min=fprime_min)).sum(-1, keepdim=True)
+                           - 1.0).clamp(min=grad_floor) if use_mixer_gradient else one,
         # d^{pi_k}(s, u) / mu(s, u) (eq. 4), estimated by the learner
         "onpolicy": _finite(th.as_tensor(ratio)).expand_as(q_tot) if use_onpolicy else one,
     }
     product = terms["bellman_error"] * terms["underestimation"] * terms["mixer_gradient"] * terms["onpolicy"]
-    raw = th.where(under, product.clamp(min=0.0), th.full_like(q_tot, float(epsilon)))
+    raw = th.where(under, product.clamp(min=float(epsilon)), th.full_like(q_tot, float(epsilon)))
     return raw, terms
 
 

@@ -57,6 +57,13 @@ def dag_parents(name: str, n: int) -> tuple:
 # ---------------------------------------------------------------------------------------------
 # Exact objective and gradients
 # ---------------------------------------------------------------------------------------------
+def binary_softmax(theta):
+    """softmax over a last axis of size 2, as (1 - sigmoid(d), sigmoid(d)) with d = theta_1 - theta_0
+    (identical values; several times faster than torch.softmax on such small trailing axes)."""
+    p1 = torch.sigmoid(theta[..., 1] - theta[..., 0])
+    return torch.stack((1.0 - p1, p1), dim=-1)
+
+
 class TorchBN:
     """Constant tensors to evaluate V_theta(mu) of a softmax BN policy with torch (batched)."""
 
@@ -67,8 +74,9 @@ class TorchBN:
         self.reward = torch.as_tensor(model.reward, dtype=f64)
         self.mu = torch.as_tensor(model.mu, dtype=f64)
         self.eye = torch.eye(model.n_states, dtype=f64)
-        self.pid = [torch.as_tensor(parent_index(model.bits, ps)) for ps in self.parents]
-        self.own = [torch.as_tensor(model.bits[:, i]) for i in range(model.n)]
+        # flat index of (parent config of a, own action in a) into a [2^|P_i| * 2] table, per joint action a
+        self.flat = [torch.as_tensor(parent_index(model.bits, ps) * 2 + model.bits[:, i])
+                     for i, ps in enumerate(self.parents)]
 
     def shapes(self):
         return [(self.model.n_states, 2 ** len(ps), 2) for ps in self.parents]
@@ -77,7 +85,8 @@ class TorchBN:
         """[B, S, A] joint-action probabilities from per-agent logits [B, S, 2^|P_i|, 2]."""
         joint = None
         for i, theta in enumerate(logits):
-            probs = torch.softmax(theta, dim=-1)[:, :, self.pid[i], self.own[i]]  # [B, S, A]
+            table = binary_softmax(theta)
+            probs = table.reshape(table.shape[:2] + (-1,)).index_select(-1, self.flat[i])  # [B, S, A]
             joint = probs if joint is None else joint * probs
         return joint
 
@@ -160,7 +169,7 @@ def train(n: int, dag: str, n_seeds: int = 50, iters: int = 2000, lr: float = 0.
     steps, poa, gaps = [], [], []
 
     def record(it):
-        tables = [torch.softmax(t.detach(), -1).numpy() for t in thetas]
+        tables = [binary_softmax(t.detach()).numpy() for t in thetas]
         value = tb.value([t.detach() for t in thetas]).numpy()
         steps.append(it)
         poa.append(value / optimum)
@@ -251,6 +260,17 @@ def summary(results) -> dict:
     return out
 
 
+def curves(res) -> dict:
+    """Mean and standard error per evaluation, plus every seed's final value (what the JSON keeps)."""
+    out = {"iters": res["iters"].tolist()}
+    for metric in ("poa", "nash_gap"):
+        m, se = mean_se(res[metric])
+        out[f"{metric}_mean"] = np.round(m, 6).tolist()
+        out[f"{metric}_se"] = np.round(se, 6).tolist()
+        out[f"{metric}_final_per_seed"] = np.round(res[metric][-1], 6).tolist()
+    return out
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -272,8 +292,7 @@ def main(argv=None):
     plot(results, args.n, args.dags, args.out)
     record = {"settings": {k: v for k, v in vars(args).items()}, "wall_seconds": time.time() - t0,
               "final": summary(results),
-              "curves": {f"n={n}/{d}": {"iters": r["iters"].tolist(), "poa": r["poa"].tolist(),
-                                        "nash_gap": r["nash_gap"].tolist()} for (n, d), r in results.items()}}
+              "curves": {f"n={n}/{d}": curves(r) for (n, d), r in results.items()}}
     json_path = os.path.splitext(args.out)[0] + ".json"
     with open(json_path, "w") as f:
         json.dump(record, f)

@@ -1,12 +1,12 @@
 """Predator-prey with miscapture punishment (Boehmer et al. 2020), the ReMIX benchmark task.
 
 A batched numpy ``VecEnv``: every array is indexed [env, ...] and one ``step`` call advances all
-``n_envs`` episodes (loops run over the agents and prey of the per-env random order, each
-iteration a whole-batch array operation).
+``n_envs`` episodes: loops run over the k-th agent / k-th prey of each env's random order, and
+every iteration is a whole-batch array operation.
 
 Rules (defaults: 8 agents, 8 prey, 10x10 grid, 5x5 view, 200 steps; sources in brackets: [paper]
 = ReMIX paper 001, Section 5.1 and Appendix D.1; [ref] = the facts of Boehmer et al.'s public
-``stag_hunt`` env as configured by pymarl2's ``stag_hunt.yaml``, the config ReMIX's baselines ran;
+``stag_hunt`` env as configured by pymarl2's ``stag_hunt.yaml`` (ReMIX says it builds on pymarl2);
 [choice] = decided here):
 
 * Grid: bounded by default (``toroidal: False``) [ref: pymarl2's stag_hunt.yaml sets
@@ -71,7 +71,7 @@ ACTIONS = ("right", "down", "left", "up", "stay", "catch")
 STAY, CATCH = 4, 5
 # (d_row, d_col) of actions 0-3 (right, down, left, up)
 MOVES = np.array([[0, 1], [1, 0], [0, -1], [-1, 0]], dtype=np.int64)
-EMPTY, AGENT, PREY = 0, 1, 2  # occupancy codes
+EMPTY, AGENT, PREY, WALL = 0, 1, 2, 3  # occupancy codes; WALL only in the off-grid sentinel cell
 
 PARAMS = {
     "n_agents": Param(int, 8, low=1, high=1000, doc="predators (learning agents)"),
@@ -114,7 +114,12 @@ def check_env_args(env_args: dict) -> dict:
 
 
 class PredatorPrey(VecEnv):
-    """n_envs predator-prey episodes stepped together (see the module docstring for the rules)."""
+    """n_envs predator-prey episodes stepped together (see the module docstring for the rules).
+
+    Positions are kept as flat cell indices (row * width + col). Cell ``n_cells`` is an off-grid
+    sentinel that is always "occupied" (WALL) and always empty in observations, so the neighbour
+    table ``neighbours[cell, move]`` and the view table ``windows[cell]`` need no bounds checks.
+    """
 
     def __init__(self, n_envs, n_agents=8, n_prey=8, grid_height=10, grid_width=10, toroidal=False,
                  view_radius=2, episode_limit=200, capture_reward=10.0, miscapture_punishment=0.0,
@@ -122,7 +127,8 @@ class PredatorPrey(VecEnv):
         if n_envs < 1:
             raise SuiteError(f"predator_prey needs n_envs >= 1, got {n_envs}")
         self.n_envs, self.n_agents, self.n_prey = int(n_envs), int(n_agents), int(n_prey)
-        self.shape = np.array([grid_height, grid_width], dtype=np.int64)
+        self.height, self.width = int(grid_height), int(grid_width)
+        self.n_cells = self.height * self.width
         self.toroidal = bool(toroidal)
         self.view_radius = int(view_radius)
         self.view = 2 * self.view_radius + 1
@@ -134,13 +140,17 @@ class PredatorPrey(VecEnv):
         self.p_prey_rest = float(p_prey_rest)
         self.mask_occupied_moves = bool(mask_occupied_moves)
         self.rng = np.random.default_rng(seed)
+        self.neighbours = self._cell_table(MOVES)  # [n_cells + 1, 4]
+        r = self.view_radius
+        offsets = np.stack(np.meshgrid(np.arange(-r, r + 1), np.arange(-r, r + 1), indexing="ij"), -1)
+        self.windows = self._cell_table(offsets.reshape(-1, 2))  # [n_cells + 1, view * view]
         e, n, p = self.n_envs, self.n_agents, self.n_prey
         self._envs = np.arange(e)
-        self.agent_pos = np.zeros((e, n, 2), dtype=np.int64)
+        self.agent_cell = np.zeros((e, n), dtype=np.int64)
         self.agent_alive = np.zeros((e, n), dtype=bool)  # False once removed by a capture
-        self.prey_pos = np.zeros((e, p, 2), dtype=np.int64)
+        self.prey_cell = np.zeros((e, p), dtype=np.int64)
         self.prey_alive = np.zeros((e, p), dtype=bool)
-        self.occ = np.zeros((e, grid_height, grid_width), dtype=np.int8)  # EMPTY / AGENT / PREY
+        self.occ = np.zeros((e, self.n_cells + 1), dtype=np.int8)  # EMPTY / AGENT / PREY; last = WALL
         self.t = np.zeros(e, dtype=np.int64)
         self.prey_caught = np.zeros(e, dtype=np.int64)
         self.miscaptures = np.zeros(e, dtype=np.int64)
@@ -149,17 +159,14 @@ class PredatorPrey(VecEnv):
 
     # ---- VecEnv -------------------------------------------------------------------------------
     def get_env_info(self):
-        h, w = self.shape
-        return {"state_shape": int(2 * h * w), "obs_shape": int(2 * self.view * self.view),
+        return {"state_shape": 2 * self.n_cells, "obs_shape": 2 * self.view * self.view,
                 "n_actions": len(ACTIONS), "n_agents": self.n_agents, "episode_limit": self.episode_limit}
 
     def reset(self):
-        e, n, p = self.n_envs, self.n_agents, self.n_prey
-        h, w = self.shape
-        cells = self.rng.random((e, h * w)).argsort(axis=1)[:, : n + p]  # distinct random cells per env
-        pos = np.stack([cells // w, cells % w], axis=-1)
-        self.agent_pos[:] = pos[:, :n]
-        self.prey_pos[:] = pos[:, n:]
+        n = self.n_agents
+        cells = self.rng.random((self.n_envs, self.n_cells)).argsort(axis=1)[:, : n + self.n_prey]
+        self.agent_cell[:] = cells[:, :n]  # distinct uniformly random cells per env
+        self.prey_cell[:] = cells[:, n:]
         self.agent_alive[:] = True
         self.prey_alive[:] = True
         self.t[:] = 0
@@ -182,56 +189,66 @@ class PredatorPrey(VecEnv):
         prey_order = self.rng.random((e, p)).argsort(axis=1)
         rest_draw = self.rng.random((e, p))
         move_draw = self.rng.random((e, p))
-        envs = self._envs
+        envs, occ = self._envs, self.occ
         reward = np.where(active, self.step_reward, 0.0)
 
         # (1) Agents move one by one in a random order; blocked moves leave them in place.
-        for k in range(n):
-            a = agent_order[:, k]
-            u = actions[envs, a]
-            moving = active & self.agent_alive[envs, a] & (u >= 0) & (u < 4)
-            pos = self.agent_pos[envs, a]
-            target, inside = self._shift(pos, MOVES[np.where(moving, u, 0)])
-            ok = moving & inside & (self.occ[envs, target[:, 0], target[:, 1]] == EMPTY)
-            ei, ti, pi = envs[ok], target[ok], pos[ok]
-            self.occ[ei, pi[:, 0], pi[:, 1]] = EMPTY
-            self.occ[ei, ti[:, 0], ti[:, 1]] = AGENT
-            self.agent_pos[ei, a[ok]] = ti
+        is_move = (actions >= 0) & (actions < 4)
+        wants = active[:, None] & self.agent_alive & is_move
+        if wants.any():
+            move = np.where(is_move, actions, 0)
+            for k in range(n):
+                a = agent_order[:, k]
+                src = self.agent_cell[envs, a]
+                dst = self.neighbours[src, move[envs, a]]
+                ok = wants[envs, a] & (occ[envs, dst] == EMPTY)
+                ei = envs[ok]
+                occ[ei, src[ok]] = EMPTY
+                occ[ei, dst[ok]] = AGENT
+                self.agent_cell[ei, a[ok]] = dst[ok]
 
-        # (2) Prey one by one in a random order: capture test, else a random move.
-        catching = actions == CATCH  # [e, n]; combined with agent_alive at each prey's turn
+        # (2) Prey one by one in a random order: capture test, else a random move. Agents no longer
+        # move and each prey is still at its start-of-step cell at its turn, so neighbourhoods and
+        # catching neighbours are computed once; agent_alive is re-read at every prey's turn.
+        around_all = self.neighbours[self.prey_cell]  # [e, p, 4]
+        catching = (actions == CATCH) & self.agent_alive & active[:, None]
+        any_catch = catching.any()
+        if any_catch:
+            near = (self.agent_cell[:, None, :, None] == around_all[:, :, None, :]).any(axis=3)
+            near &= catching[:, None, :]  # [e, p, n]
         for k in range(p):
             q = prey_order[:, k]
             live = active & self.prey_alive[envs, q]
-            ppos = self.prey_pos[envs, q]
-            catchers = catching & self.agent_alive & live[:, None] & self._adjacent(self.agent_pos, ppos[:, None])
-            count = catchers.sum(axis=1)
-            caught = live & (count >= self.agents_needed)
-            missed = live & (count > 0) & ~caught
-            reward += caught * self.capture_reward + missed * self.miscapture_punishment
-            self.prey_caught += caught
-            self.miscaptures += missed
-            if caught.any():
-                ei = envs[caught]
-                self.prey_alive[ei, q[caught]] = False
-                self.occ[ei, ppos[caught, 0], ppos[caught, 1]] = EMPTY
-                removed = catchers & caught[:, None]
-                re, ra = np.nonzero(removed)
-                self.agent_alive[re, ra] = False
-                self.occ[re, self.agent_pos[re, ra, 0], self.agent_pos[re, ra, 1]] = EMPTY
-            # Move the prey that are still there.
-            moving = live & ~caught
-            cells, inside = self._shift(ppos[:, None, :], MOVES[None])  # [e, 4, 2], [e, 4]
-            free = inside & (self.occ[envs[:, None], cells[..., 0], cells[..., 1]] == EMPTY)
+            if not live.any():
+                continue
+            pc = self.prey_cell[envs, q]
+            around = around_all[envs, q]  # [e, 4]
+            caught = np.zeros(e, dtype=bool)
+            if any_catch:
+                catchers = near[envs, q] & self.agent_alive & live[:, None]
+                count = catchers.sum(axis=1)
+                caught = count >= self.agents_needed
+                missed = (count > 0) & ~caught
+                reward += caught * self.capture_reward + missed * self.miscapture_punishment
+                self.prey_caught += caught
+                self.miscaptures += missed
+                if caught.any():
+                    self.prey_alive[envs[caught], q[caught]] = False
+                    occ[envs[caught], pc[caught]] = EMPTY
+                    re, ra = np.nonzero(catchers & caught[:, None])
+                    self.agent_alive[re, ra] = False
+                    occ[re, self.agent_cell[re, ra]] = EMPTY
+            # The prey that are still there move to a random free neighbouring cell.
+            free = occ[envs[:, None], around] == EMPTY  # [e, 4]
             n_free = free.sum(axis=1)
-            go = moving & (n_free > 0) & (rest_draw[envs, q] >= self.p_prey_rest)
-            pick = np.minimum((move_draw[envs, q] * n_free).astype(np.int64), np.maximum(n_free - 1, 0))
-            direction = (np.cumsum(free, axis=1) > pick[:, None]).argmax(axis=1)  # pick-th free direction
-            ei, qi = envs[go], q[go]
-            src, dst = ppos[go], cells[go, direction[go]]
-            self.occ[ei, src[:, 0], src[:, 1]] = EMPTY
-            self.occ[ei, dst[:, 0], dst[:, 1]] = PREY
-            self.prey_pos[ei, qi] = dst
+            go = live & ~caught & (n_free > 0) & (rest_draw[envs, q] >= self.p_prey_rest)
+            if go.any():
+                pick = np.minimum((move_draw[envs, q] * n_free).astype(np.int64), np.maximum(n_free - 1, 0))
+                direction = (np.cumsum(free, axis=1) > pick[:, None]).argmax(axis=1)  # pick-th free one
+                ei, dst = envs[go], around[go, direction[go]]
+                occ[ei, pc[go]] = EMPTY
+                occ[ei, dst] = PREY
+                self.prey_cell[ei, q[go]] = dst
 
         # (3) Episode ends.
         self.t += active
@@ -246,51 +263,52 @@ class PredatorPrey(VecEnv):
         return reward.astype(np.float32), terminated, infos
 
     def get_obs(self):
-        r, v = self.view_radius, self.view
-        grid = self._grid()  # [e, 2, h, w]
-        mode = "wrap" if self.toroidal else "constant"
-        padded = np.pad(grid, ((0, 0), (0, 0), (r, r), (r, r)), mode=mode)
-        padded = padded.transpose(0, 2, 3, 1)  # [e, h + 2r, w + 2r, 2]
-        offsets = np.arange(v)
-        rows = self.agent_pos[..., 0][:, :, None, None] + offsets[:, None]  # [e, n, v, 1]
-        cols = self.agent_pos[..., 1][:, :, None, None] + offsets[None, :]  # [e, n, 1, v]
-        windows = padded[self._envs[:, None, None, None], rows, cols]  # [e, n, v, v, 2]
-        obs = windows.transpose(0, 1, 4, 2, 3).reshape(self.n_envs, self.n_agents, -1)
+        grid = self._grid()  # [e, 2, n_cells + 1], sentinel cell empty
+        cells = self.windows[self.agent_cell]  # [e, n, v * v]
+        obs = grid[self._envs[:, None, None], :, cells]  # [e, n, v * v, 2]
+        obs = obs.transpose(0, 1, 3, 2).reshape(self.n_envs, self.n_agents, -1)
         return obs * self.agent_alive[..., None]
 
     def get_state(self):
-        return self._grid().reshape(self.n_envs, -1)
+        return self._grid()[:, :, : self.n_cells].reshape(self.n_envs, -1)
 
     def get_avail_actions(self):
-        e, n = self.n_envs, self.n_agents
-        avail = np.zeros((e, n, len(ACTIONS)), dtype=np.float32)
-        cells, inside = self._shift(self.agent_pos[:, :, None, :], MOVES)  # [e, n, 4, 2], [e, n, 4]
-        codes = self.occ[self._envs[:, None, None], cells[..., 0], cells[..., 1]]
-        moves = inside & (codes == EMPTY) if self.mask_occupied_moves else inside
+        avail = np.zeros((self.n_envs, self.n_agents, len(ACTIONS)), dtype=np.float32)
+        around = self.neighbours[self.agent_cell]  # [e, n, 4]
+        codes = self.occ[self._envs[:, None, None], around]
+        moves = codes == EMPTY if self.mask_occupied_moves else codes != WALL
         alive = self.agent_alive
         avail[..., :4] = moves & alive[..., None]
         avail[..., STAY] = 1.0
-        avail[..., CATCH] = (inside & (codes == PREY)).any(axis=-1) & alive
+        avail[..., CATCH] = (codes == PREY).any(axis=-1) & alive
         return avail
 
     def state_dict(self):
         """Everything needed to continue the same stream of episodes (RNG and the running episodes)."""
-        arrays = ("agent_pos", "agent_alive", "prey_pos", "prey_alive", "occ", "t", "prey_caught",
-                  "miscaptures", "done")
-        state = {name: getattr(self, name).copy() for name in arrays}
+        state = {name: getattr(self, name).copy() for name in self._ARRAYS}
         state.update(rng=self.rng.bit_generator.state, started=self._started)
         return state
 
     def load_state_dict(self, state):
-        for name, value in state.items():
-            if name == "rng":
-                self.rng.bit_generator.state = value
-            elif name == "started":
-                self._started = bool(value)
-            else:
-                getattr(self, name)[...] = value
+        for name in self._ARRAYS:
+            getattr(self, name)[...] = state[name]
+        self.rng.bit_generator.state = state["rng"]
+        self._started = bool(state["started"])
 
-    # ---- tests and debugging ------------------------------------------------------------------
+    _ARRAYS = ("agent_cell", "agent_alive", "prey_cell", "prey_alive", "occ", "t", "prey_caught",
+               "miscaptures", "done")
+
+    # ---- positions, tests and debugging -------------------------------------------------------
+    @property
+    def agent_pos(self):
+        """[n_envs, n_agents, 2] (row, col) of every agent (a removed agent keeps its last cell)."""
+        return np.stack(np.divmod(self.agent_cell, self.width), axis=-1)
+
+    @property
+    def prey_pos(self):
+        """[n_envs, n_prey, 2] (row, col) of every prey (a caught prey keeps its last cell)."""
+        return np.stack(np.divmod(self.prey_cell, self.width), axis=-1)
+
     def set_positions(self, env_index, agents, prey):
         """Place env ``env_index``'s entities by hand: ``agents`` (n_agents) and ``prey`` (n_prey)
         lists of (row, col), or None for an agent already removed / a prey already caught.
@@ -303,68 +321,63 @@ class PredatorPrey(VecEnv):
             raise ValueError(f"need {self.n_agents} agent and {self.n_prey} prey entries, "
                              f"got {len(agents)} and {len(prey)}")
         taken = set()
-        for kind, entries, pos, alive in (("agent", agents, self.agent_pos, self.agent_alive),
-                                          ("prey", prey, self.prey_pos, self.prey_alive)):
-            for j, cell in enumerate(entries):
-                if cell is None:
+        for kind, entries, cells, alive in (("agent", agents, self.agent_cell, self.agent_alive),
+                                            ("prey", prey, self.prey_cell, self.prey_alive)):
+            for j, pos in enumerate(entries):
+                if pos is None:
                     alive[env_index, j] = False
                     continue
-                cell = (int(cell[0]), int(cell[1]))
-                if not (0 <= cell[0] < self.shape[0] and 0 <= cell[1] < self.shape[1]):
-                    raise ValueError(f"{kind} {j} at {cell} is off the {self.shape[0]}x{self.shape[1]} grid")
-                if cell in taken:
-                    raise ValueError(f"{kind} {j} at {cell}: cell already occupied")
-                taken.add(cell)
-                pos[env_index, j] = cell
+                row, col = int(pos[0]), int(pos[1])
+                if not (0 <= row < self.height and 0 <= col < self.width):
+                    raise ValueError(f"{kind} {j} at {(row, col)} is off the {self.height}x{self.width} grid")
+                if (row, col) in taken:
+                    raise ValueError(f"{kind} {j} at {(row, col)}: cell already occupied")
+                taken.add((row, col))
+                cells[env_index, j] = row * self.width + col
                 alive[env_index, j] = True
         self.done[env_index] = False
         self._rebuild_occupancy()
 
     def render_text(self, env_index=0) -> str:
         """The grid of one env as text: agent digits (index mod 10), 'p' prey, '.' empty."""
-        h, w = self.shape
-        rows = [["."] * w for _ in range(h)]
+        chars = ["."] * self.n_cells
         for j in np.flatnonzero(self.agent_alive[env_index]):
-            r, c = self.agent_pos[env_index, j]
-            rows[r][c] = str(j % 10)
+            chars[self.agent_cell[env_index, j]] = str(j % 10)
         for j in np.flatnonzero(self.prey_alive[env_index]):
-            r, c = self.prey_pos[env_index, j]
-            rows[r][c] = "p"
-        return "\n".join("".join(row) for row in rows)
+            chars[self.prey_cell[env_index, j]] = "p"
+        return "\n".join("".join(chars[r * self.width:(r + 1) * self.width]) for r in range(self.height))
 
     # ---- internals ----------------------------------------------------------------------------
-    def _shift(self, pos, delta):
-        """Cells ``pos + delta`` (wrapped when toroidal, else clipped for safe indexing) and
-        whether each lies on the grid."""
-        target = pos + delta
+    def _cell_table(self, offsets):
+        """[n_cells + 1, len(offsets)]: the cell at each (d_row, d_col) offset from every cell,
+        wrapped when toroidal, else the sentinel ``n_cells`` when off the grid (the sentinel row
+        maps to the sentinel)."""
+        rows, cols = np.divmod(np.arange(self.n_cells), self.width)
+        r = rows[:, None] + offsets[None, :, 0]
+        c = cols[:, None] + offsets[None, :, 1]
         if self.toroidal:
-            return target % self.shape, np.ones(target.shape[:-1], dtype=bool)
-        inside = ((target >= 0) & (target < self.shape)).all(axis=-1)
-        return np.clip(target, 0, self.shape - 1), inside
-
-    def _adjacent(self, a, b):
-        """4-neighbourhood test between positions ``a`` and ``b`` (broadcast), wrapping when toroidal."""
-        d = np.abs(a - b)
-        if self.toroidal:
-            d = np.minimum(d, self.shape - d)
-        return d.sum(axis=-1) == 1
+            table = (r % self.height) * self.width + c % self.width
+        else:
+            inside = (r >= 0) & (r < self.height) & (c >= 0) & (c < self.width)
+            table = np.where(inside, r * self.width + c, self.n_cells)
+        sentinel = np.full((1, len(offsets)), self.n_cells)
+        return np.concatenate([table, sentinel]).astype(np.int64)
 
     def _grid(self):
-        e = self.n_envs
-        h, w = self.shape
-        grid = np.zeros((e, 2, h, w), dtype=np.float32)
+        grid = np.zeros((self.n_envs, 2, self.n_cells + 1), dtype=np.float32)
         ea, aa = np.nonzero(self.agent_alive)
-        grid[ea, 0, self.agent_pos[ea, aa, 0], self.agent_pos[ea, aa, 1]] = 1.0
+        grid[ea, 0, self.agent_cell[ea, aa]] = 1.0
         ep, pp = np.nonzero(self.prey_alive)
-        grid[ep, 1, self.prey_pos[ep, pp, 0], self.prey_pos[ep, pp, 1]] = 1.0
+        grid[ep, 1, self.prey_cell[ep, pp]] = 1.0
         return grid
 
     def _rebuild_occupancy(self):
         self.occ[:] = EMPTY
+        self.occ[:, self.n_cells] = WALL
         ea, aa = np.nonzero(self.agent_alive)
-        self.occ[ea, self.agent_pos[ea, aa, 0], self.agent_pos[ea, aa, 1]] = AGENT
+        self.occ[ea, self.agent_cell[ea, aa]] = AGENT
         ep, pp = np.nonzero(self.prey_alive)
-        self.occ[ep, self.prey_pos[ep, pp, 0], self.prey_pos[ep, pp, 1]] = PREY
+        self.occ[ep, self.prey_cell[ep, pp]] = PREY
 
 
 def make(env_args: dict, n_envs: int, seed: int) -> PredatorPrey:
