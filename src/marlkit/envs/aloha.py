@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..config import check_env_args
 from ..errors import SuiteError
 from ..params import Param
 from .base import VecEnv
@@ -153,19 +154,8 @@ class Aloha(VecEnv):
             setattr(self, key, np.array(state[key]))
 
 
-def checked_args(env_args: dict) -> dict:
-    out = {}
-    for key, value in (env_args or {}).items():
-        if key not in PARAMS:
-            raise SuiteError(f"unknown env_args key '{key}' for env 'aloha'; available: {', '.join(sorted(PARAMS))}")
-        out[key] = PARAMS[key].check(f"env_args.{key}", value)
-    for key, param in PARAMS.items():
-        out.setdefault(key, param.default)
-    return out
-
-
 def make(env_args, n_envs, seed):
-    args = checked_args(env_args)
+    args = check_env_args("aloha", env_args, PARAMS)
     if seed is not None:
         args["seed"] = seed
     return Aloha(n_envs, **args)

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..config import check_env_args
 from ..errors import SuiteError
 from ..params import Param
 from .base import VecEnv
@@ -407,20 +408,8 @@ class CoordinationGame(VecEnv):
         self.bits, self.t = np.array(state["bits"]), np.array(state["t"])
 
 
-def checked_args(env_args: dict) -> dict:
-    out = {}
-    for key, value in (env_args or {}).items():
-        if key not in PARAMS:
-            raise SuiteError(f"unknown env_args key '{key}' for env 'coordination_game'; "
-                             f"available: {', '.join(sorted(PARAMS))}")
-        out[key] = PARAMS[key].check(f"env_args.{key}", value)
-    for key, param in PARAMS.items():
-        out.setdefault(key, param.default)
-    return out
-
-
 def make(env_args, n_envs, seed):
-    args = checked_args(env_args)
+    args = check_env_args("coordination_game", env_args, PARAMS)
     if seed is not None:
         args["seed"] = seed
     difference_bound(args["n"], args["reward_variant"], args["bound"])  # fail fast on an undefined bound

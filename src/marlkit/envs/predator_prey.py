@@ -63,7 +63,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import SuiteError, unknown
+from ..config import check_env_args as check_schema
+from ..errors import SuiteError
 from ..params import Param
 from .base import VecEnv
 
@@ -95,11 +96,7 @@ PARAMS = {
 
 def check_env_args(env_args: dict) -> dict:
     """env_args with defaults filled in, or a one-line SuiteError for a bad key, value or combination."""
-    env_args = dict(env_args or {})
-    for key in env_args:
-        if key not in PARAMS:
-            raise unknown("env_args key for env 'predator_prey'", key, PARAMS)
-    args = {key: spec.check(f"env_args.{key}", env_args.get(key, spec.default)) for key, spec in PARAMS.items()}
+    args = check_schema("predator_prey", dict(env_args or {}), PARAMS)
     h, w, r = args["grid_height"], args["grid_width"], args["view_radius"]
     if 2 * r + 1 > min(h, w):
         raise SuiteError(f"env_args.view_radius = {r} gives a {2 * r + 1}x{2 * r + 1} view that does not fit "

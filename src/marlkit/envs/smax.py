@@ -32,7 +32,8 @@ import sys
 
 import numpy as np
 
-from ..errors import SuiteError, unknown
+from ..config import check_env_args as check_schema
+from ..errors import SuiteError
 from ..params import Param
 from .base import VecEnv
 
@@ -96,12 +97,7 @@ def _jax_modules():
 
 def check_env_args(env_args: dict) -> dict:
     """env_args with defaults filled in, or a one-line SuiteError for an unknown key or bad value."""
-    env_args = dict(env_args or {})
-    for key in env_args:
-        if key not in PARAMS:
-            raise unknown("env_args key for env 'smax'", key, PARAMS)
-    return {key: spec.check(f"env_args.{key}", env_args.get(key, spec.default))
-            for key, spec in PARAMS.items()}
+    return check_schema("smax", dict(env_args or {}), PARAMS)
 
 
 # (map_name, SMAX kwargs, n_envs) -> (env, jitted reset, jitted step). Envs that differ only in
