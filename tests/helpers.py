@@ -35,3 +35,16 @@ def metrics(run_dir):
 def sacred_dirs(root):
     paths = glob.glob(os.path.join(root, "sacred", "*", "*", "*"))
     return sorted(p for p in paths if os.path.basename(p).isdigit())
+
+
+def check_time_limit_and_frozen_env(env, limit, actions):
+    """Env 0 runs to the time limit (episode_limit set only then); env 1, inactive, never changes."""
+    import numpy as np
+
+    active = np.array([True, False])
+    frozen = env.get_state()[1].copy()
+    for t in range(1, limit + 1):
+        rewards, terminated, infos = env.step(actions, active)
+        assert rewards[1] == 0 and (env.get_state()[1] == frozen).all()
+        assert terminated[0] == (t == limit) and infos[0]["episode_limit"] == (t == limit)
+    return terminated

@@ -3,6 +3,7 @@ packet arrivals with a seeded rng, the capacity cap and the 20-step limit."""
 import numpy as np
 import pytest
 
+from helpers import check_time_limit_and_frozen_env
 from marlkit.envs.aloha import Aloha, adjacency, make
 from marlkit.errors import SuiteError
 
@@ -106,12 +107,7 @@ def test_twenty_step_limit_and_inactive_envs():
     env.reset()
     assert env.get_env_info() == {"state_shape": 10, "obs_shape": 1, "n_actions": 2, "n_agents": 10,
                                   "episode_limit": 20}
-    active = np.array([True, False])
-    frozen = env.get_state()[1].copy()
-    for t in range(1, 21):
-        rewards, terminated, infos = env.step(np.ones((2, 10), int), active)
-        assert terminated[0] == (t == 20) and infos[0]["episode_limit"] == (t == 20)
-        assert rewards[1] == 0 and (env.get_state()[1] == frozen).all()
+    check_time_limit_and_frozen_env(env, 20, np.ones((2, 10), int))
     env.reset()
     assert (env.get_state() == 1).all() and env.t.tolist() == [0, 0]
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from helpers import check_time_limit_and_frozen_env
 from marlkit.envs.coordination_game import (CoordinationGame, bn_joint, build_model, factorise, make,
                                             nash_gap, optimal_return, optimal_solution, policy_return,
                                             policy_value, price_of_anarchy, reward_of_counts)
@@ -96,12 +97,7 @@ def test_episode_limit_and_inactive_envs():
     env.reset()
     assert env.get_env_info() == {"state_shape": 2, "obs_shape": 2, "n_actions": 2, "n_agents": 2,
                                   "episode_limit": 25}
-    active = np.array([True, False])
-    frozen = env.get_state()[1].copy()
-    for t in range(1, 26):
-        rewards, terminated, infos = env.step(np.ones((2, 2), int), active)
-        assert rewards[1] == 0 and (env.get_state()[1] == frozen).all()
-        assert terminated[0] == (t == 25) and infos[0]["episode_limit"] == (t == 25)
+    terminated = check_time_limit_and_frozen_env(env, 25, np.ones((2, 2), int))
     assert not terminated[1]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import replace
+from functools import lru_cache
 import glob
 import os
 
@@ -104,15 +105,21 @@ def parse_updates(tokens) -> dict:
     return updates
 
 
-def host_schema() -> dict:
-    """Param for every key the host's YAMLs use (types inferred from their values)."""
+@lru_cache(maxsize=1)
+def _host_alg_yamls() -> tuple:
+    """The host's default.yaml followed by its algs/*.yaml, parsed once per process."""
     from .host import host_config_dir
 
-    schema: dict = {}
     root = host_config_dir()
     files = [os.path.join(root, "default.yaml"), *sorted(glob.glob(os.path.join(root, "algs", "*.yaml")))]
-    for path in files:
-        for key, value in load_yaml(path).items():
+    return tuple(load_yaml(path) for path in files)
+
+
+def host_schema() -> dict:
+    """Param for every key the host's YAMLs use (types inferred from their values)."""
+    schema: dict = {}
+    for layer in _host_alg_yamls():
+        for key, value in layer.items():
             seen = schema.get(key)
             if seen is None:
                 schema[key] = infer(value)
@@ -203,14 +210,8 @@ def check_env_args(env, env_args, params):
 
 
 def _host_mixer_names():
-    from .host import host_config_dir
-
-    names = set()
-    for path in glob.glob(os.path.join(host_config_dir(), "algs", "*.yaml")):
-        mixer = load_yaml(path).get("mixer")
-        if isinstance(mixer, str):
-            names.add(mixer)
-    return names
+    """Mixer names the host's own learners resolve internally (e.g. 'dmaq' for QPLEX)."""
+    return {layer["mixer"] for layer in _host_alg_yamls() if isinstance(layer.get("mixer"), str)}
 
 
 def _check_consistency(config):

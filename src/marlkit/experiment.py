@@ -33,7 +33,7 @@ class Logger(host.Logger):
         self.t_max = t_max
         self.start, self.t_start = time.time(), 0  # reset when training starts (or resumes)
 
-    def print_recent_stats(self, t_env=None, episode=None):
+    def print_recent_stats(self):
         t_env, episode = self.stats["episode"][-1]
         elapsed = time.time() - self.start
         rate = (t_env - self.t_start) / elapsed if elapsed > 0 else 0.0
