@@ -23,6 +23,8 @@ def make_run(results, alg, env, run_id, seed, metrics, status="COMPLETED", **con
     for key, value in config.items():
         if key == "map_name":
             cfg["env_args"]["map_name"] = value
+        elif key == "env_args":
+            cfg["env_args"].update(value)
         else:
             cfg[key] = value
     with open(os.path.join(path, "config.json"), "w") as f:
@@ -213,6 +215,99 @@ def test_filters_and_label_by(tmp_path, capsys):
     assert list(pd.read_csv(str(tmp_path / "w.csv"))["label"]) == ["owqmix w_min=0.1"]
 
 
+# ------------------------------------------------------------------------------------------ heatmap mode
+
+# weight_hist_<i> (4 bins) per seed at STEPS; the mean over the 2 seeds is written out by hand below.
+HIST = {
+    "ow_qmix_pp": {1: [[1, 0, 0, 0], [0.5, 0.5, 0, 0], [0.25, 0.25, 0.25, 0.25]],
+                   2: [[1, 0, 0, 0], [0.7, 0.1, 0.1, 0.1], [0.75, 0, 0, 0.25]]},
+    "remix_pp": {1: [[0.9, 0.1, 0, 0]] * 3,
+                 2: [[0.9, 0.1, 0, 0], [0.8, 0, 0, 0.2], [0.6, 0.2, 0.2, 0]]},
+}
+HIST_MEAN = {"ow_qmix_pp": [[1, 0, 0, 0], [0.6, 0.3, 0.05, 0.05], [0.5, 0.125, 0.125, 0.25]],
+             "remix_pp": [[0.9, 0.1, 0, 0], [0.85, 0.05, 0, 0.1], [0.75, 0.15, 0.1, 0]]}
+# The learners bin on [floor, 1]: floor w (OW-QMIX, here 0.1) or w_min (ReMIX, here 0.2; its w is unused).
+FLOOR_CONFIG = {"ow_qmix_pp": {"learner": "wqmix_learner", "w": 0.1},
+                "remix_pp": {"learner": "remix_learner", "w_min": 0.2, "w": 0.5}}
+
+
+def hist_metrics(shares):
+    """weight_hist_<i> series from shares[step][bin], plus metrics that only look like bins."""
+    metrics = {f"weight_hist_{i}": (STEPS, [row[i] for row in shares]) for i in range(4)}
+    metrics.update({"weight_q10": (STEPS, [0.1] * 3), "weight_mean": (STEPS, [0.3] * 3),
+                    "test_return_mean": (STEPS, [0.0] * 3)})
+    return metrics
+
+
+@pytest.fixture
+def hist_results(tmp_path):
+    """ow_qmix_pp and remix_pp on predator_prey, seeds 1-2 at punishment -2 (HIST) plus a -0.5 decoy each."""
+    root = str(tmp_path / "results")
+    for alg, seeds in HIST.items():
+        for seed, shares in seeds.items():
+            make_run(root, alg, "predator_prey", seed, seed, hist_metrics(shares),
+                     env_args={"miscapture_punishment": -2.0}, **FLOOR_CONFIG[alg])
+        make_run(root, alg, "predator_prey", 3, 3, hist_metrics([[0, 0, 0, 1]] * 3),
+                 env_args={"miscapture_punishment": -0.5}, **FLOOR_CONFIG[alg])
+    return root
+
+
+def test_heatmap_averages_shares_over_seeds(hist_results, tmp_path, capsys):
+    out = str(tmp_path / "plots" / "pp_weights.png")
+    code, stdout, err = run_main(["--results", hist_results, "--env", "predator_prey", "--algs", "remix_pp",
+                                  "ow_qmix_pp", "--filter", "env_args.miscapture_punishment=-2",
+                                  "--heatmap", "weight_hist", "--out", out], capsys)
+    assert code == 0, err
+    with open(out, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    df = pd.read_csv(str(tmp_path / "plots" / "pp_weights.csv"))
+    assert list(df.columns[:4]) == ["step", "bin", "label", "share"]
+    assert list(dict.fromkeys(df["label"])) == ["remix_pp", "ow_qmix_pp"]  # the order of --algs
+    assert len(df) == 2 * 3 * 4 and set(df["n_seeds"]) == {2}
+    for label, mean in HIST_MEAN.items():
+        rows = df[df["label"] == label].sort_values(["step", "bin"])
+        np.testing.assert_allclose(rows["share"].to_numpy().reshape(3, 4), mean, atol=1e-12)
+        assert sorted(set(rows["step"])) == STEPS
+    remix = df[(df["label"] == "remix_pp") & (df["step"] == 0)]
+    np.testing.assert_allclose(remix["bin_low"], [0.2, 0.4, 0.6, 0.8])
+    np.testing.assert_allclose(remix["bin_high"], [0.4, 0.6, 0.8, 1.0])
+    ow = df[(df["label"] == "ow_qmix_pp") & (df["step"] == 0)]
+    np.testing.assert_allclose(ow["bin_low"], [0.1, 0.325, 0.55, 0.775])
+    md = open(tmp_path / "plots" / "pp_weights.md").read()
+    # remix_pp: lowest bin 0.9 -> 0.75; mean weight 0.9*0.3 + 0.1*0.5 = 0.32 -> 0.75*0.3 + 0.15*0.5 + 0.1*0.7 = 0.37
+    assert "| remix_pp | 2 | 4 on [0.2, 1] | 0 | 200 | 0.900 | 0.750 | 0.320 | 0.370 |" in md
+    assert "| ow_qmix_pp | 2 | 4 on [0.1, 1] | 0 | 200 | 1.000 | 0.500 |" in md
+    assert md in stdout and "pp_weights.png" in stdout and "pp_weights.md" in stdout
+
+
+def test_heatmap_api_default_out_and_log_scale(hist_results, capsys):
+    runs = analysis.load_runs(hist_results, "predator_prey", ["ow_qmix_pp"],
+                              filters=["env_args.miscapture_punishment=-2"])
+    [m] = analysis.heatmaps(runs, "weight_hist")
+    np.testing.assert_allclose(m.share.T, HIST_MEAN["ow_qmix_pp"])
+    # centres 0.2125, 0.4375, 0.6625, 0.8875
+    np.testing.assert_allclose(m.mean_value()[[0, -1]], [0.2125, 0.5 * 0.2125 + 0.125 * (0.4375 + 0.6625)
+                                                         + 0.25 * 0.8875])
+    code, _, err = run_main(["--results", hist_results, "--heatmap", "weight_hist", "--heatmap-log"], capsys)
+    assert code == 0, err
+    assert os.path.isfile(os.path.join(hist_results, "plots", "predator_prey_weight_hist_heatmap.png"))
+    assert os.path.isfile(os.path.join(hist_results, "plots", "predator_prey_weight_hist_heatmap.csv"))
+
+
+def test_heatmap_bad_prefix_and_mixed_ranges(hist_results, capsys):
+    code, stdout, err = run_main(["--results", hist_results, "--heatmap", "weight_hst"], capsys)
+    assert code == 2 and err.count("\n") == 1 and err.startswith("error: ")
+    assert "unknown histogram prefix 'weight_hst'" in err and "did you mean 'weight_hist'" in err
+    make_run(hist_results, "remix_pp", "predator_prey", 4, 4, hist_metrics(HIST["remix_pp"][1]),
+             env_args={"miscapture_punishment": -2.0}, learner="remix_learner", w_min=0.3)
+    argv = ["--results", hist_results, "--algs", "remix_pp", "--filter", "env_args.miscapture_punishment=-2",
+            "--heatmap", "weight_hist"]
+    code, _, err = run_main(argv, capsys)
+    assert code == 2 and err.count("\n") == 1 and "different ranges" in err and "--label-by" in err
+    code, _, err = run_main(argv + ["--label-by", "w_min", "--out", str(os.path.join(hist_results, "w.png"))], capsys)
+    assert code == 0, err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--env", "smax_8m"], "unknown env 'smax_8m'"),
     (["--algs", "qmxi"], "did you mean 'qmix'"),
@@ -224,6 +319,9 @@ def test_filters_and_label_by(tmp_path, capsys):
     (["--smooth", "0"], "--smooth"),
     (["--stat", "median"], "invalid choice"),
     (["--until", "-5"], "--until"),
+    (["--heatmap", "weight_hist"], "unknown histogram prefix 'weight_hist'"),
+    (["--heatmap", "weight_hist", "--stat", "iqm"], "drop --metric/--stat"),
+    (["--heatmap-log"], "--heatmap-log needs --heatmap"),
 ])
 def test_bad_input_is_one_error_line(results, capsys, argv, message):
     code, stdout, err = run_main(["--results", results, *argv], capsys)

@@ -105,7 +105,7 @@ def test_env_info_and_shapes_3m(make3m):
     venv = make3m()
     # SMAX unit_list obs: 13 features per other unit + 10 own; state: 12 per unit; 5 + n_enemies actions.
     assert venv.get_env_info() == {"state_shape": 72, "obs_shape": 75, "n_actions": 8,
-                                   "n_agents": 3, "episode_limit": 100}
+                                   "n_agents": 3, "episode_limit": 100, "extras": {"visible": (3,)}}
     venv.reset()
     assert venv.get_obs().shape == (N_ENVS, 3, 75) and venv.get_obs().dtype == np.float32
     assert venv.get_state().shape == (N_ENVS, 72) and venv.get_state().dtype == np.float32
@@ -117,7 +117,7 @@ def test_env_info_and_shapes_3s_vs_5z():
     venv = smax.make({"map_name": "3s_vs_5z"}, 2, 0)
     info = venv.get_env_info()
     assert info == {"state_shape": 12 * 8, "obs_shape": 13 * 2 + 13 * 5 + 10, "n_actions": 10,
-                    "n_agents": 3, "episode_limit": 100}
+                    "n_agents": 3, "episode_limit": 100, "extras": {"visible": (3,)}}
     venv.reset()
     assert venv.get_obs().shape == (2, 3, info["obs_shape"])
     assert venv.get_state().shape == (2, info["state_shape"])
@@ -242,3 +242,107 @@ def test_seeding_and_reward_scale(make3m):
     assert not np.array_equal(first, other.get_state())
     same.reset()  # the next episode gets new keys
     assert not np.array_equal(first, same.get_state())
+
+
+# ---- the `visible` extra ------------------------------------------------------------------
+UNIT_FEATURES = 13  # SMAX unit_list obs: 13 features per other unit, allies first, health first
+
+
+def visible_from_positions(venv):
+    """visible [n_envs, n_allies, n_allies] recomputed from the wrapper's SMAX state (numpy)."""
+    st = venv._carry[0].state  # HeuristicEnemySMAX state -> SMAX State
+    n = venv.n_agents
+    pos = np.asarray(st.unit_positions)[:, :n]
+    alive = np.asarray(st.unit_alive)[:, :n]
+    sight = np.asarray(venv.env.unit_type_sight_ranges)[np.asarray(st.unit_types)[:, :n]]
+    dist = np.linalg.norm(pos[:, None, :, :] - pos[:, :, None, :], axis=-1)  # [e, i, j]: |pos_j - pos_i|
+    # SMAX's obs test is strict: norm(pos_j - pos_i) < sight range of unit i
+    return ((dist < sight[:, :, None]) & alive[:, :, None] & alive[:, None, :]).astype(np.float32), alive
+
+
+def visible_from_obs(obs):
+    """Which allies each ally's SMAX observation shows (a non-zero health feature), [.., n, n]."""
+    n = obs.shape[-2]
+    seen = np.zeros(obs.shape[:-1] + (n,), dtype=np.float32)
+    for i in range(n):
+        others = [j for j in range(n) if j != i]  # slot k of ally i's obs holds unit others[k]
+        for k, j in enumerate(others):
+            seen[..., i, j] = obs[..., i, k * UNIT_FEATURES] > 0
+        own = obs.shape[-1] - 10  # own features (10 in 3m) come last, health first
+        seen[..., i, i] = obs[..., i, own] > 0
+    return seen
+
+
+def test_visible_extra_mirrors_smax_sight(make3m):
+    venv = make3m(seed=5)
+    venv.reset()
+    vis = venv.get_extras()["visible"]
+    assert set(venv.get_extras()) == {"visible"}
+    assert vis.shape == (N_ENVS, 3, 3) and vis.dtype == np.float32
+    np.testing.assert_array_equal(vis[:, np.arange(3), np.arange(3)], 1.0)  # all alive at reset
+    types = np.asarray(venv._carry[0].state.unit_types)[:, :3]
+    assert (types == types[:, :1]).all()  # 3m: one unit type, one sight range ...
+    np.testing.assert_array_equal(vis, vis.transpose(0, 2, 1))  # ... so visibility is symmetric
+    np.testing.assert_array_equal(vis, visible_from_positions(venv)[0])
+    rng = np.random.default_rng(1)
+    active = np.ones(N_ENVS, bool)
+    hidden_alive = dead = 0
+    while active.any():
+        _, terminated, _ = venv.step(masked_random(venv.get_avail_actions(), rng), active)
+        active &= ~terminated
+        vis = venv.get_extras()["visible"]
+        want, alive = visible_from_positions(venv)
+        np.testing.assert_array_equal(vis, want)
+        np.testing.assert_array_equal(vis, vis.transpose(0, 2, 1))
+        np.testing.assert_array_equal(vis, visible_from_obs(venv.get_obs()))  # SMAX's own obs agrees
+        np.testing.assert_array_equal(vis[:, np.arange(3), np.arange(3)], alive)
+        dead += int((~alive).sum())
+        both = alive[:, :, None] & alive[:, None, :]
+        hidden_alive += int((both & (vis == 0)).sum())
+    assert dead > 0 and hidden_alive > 0  # the rollout covered dead allies and out-of-sight allies
+    # the extra rides in the same jitted call: still one compilation each of reset and step
+    if hasattr(venv._step_fn, "_cache_size"):
+        assert venv._step_fn._cache_size() == 1 and venv._reset_fn._cache_size() == 1
+
+
+def test_runner_writes_visible_when_a_scheme_declares_it(make3m):
+    from types import SimpleNamespace
+
+    import torch as th
+
+    from marlkit.experiment import build_scheme
+    from marlkit.registry import Registry
+    from marlkit.runners import Runner
+
+    class RandomMAC:
+        action_selector = SimpleNamespace()
+
+        def init_hidden(self, batch_size):
+            self.rng = np.random.default_rng(2)
+
+        def select_actions(self, batch, t_ep, t_env, bs, test_mode=False):
+            avail = batch["avail_actions"][bs, t_ep].numpy()
+            return th.as_tensor(masked_random(avail, self.rng)), {}
+
+    class Log:
+        def log_stat(self, *a):
+            pass
+
+    reg = Registry()
+    reg.add("controller", "vis_mac", RandomMAC,
+            scheme=lambda args, info: {"visible": {"vshape": info["extras"]["visible"], "group": "agents"}})
+    args = SimpleNamespace(device="cpu", common_reward=True, runner_log_interval=10**9, test_nepisode=N_ENVS,
+                           alg_config="t", env="smax", learner="q_learner", mac="vis_mac", agent="rnn",
+                           action_selector="epsilon_greedy", runner="parallel", critic_type=None)
+    venv = make3m(seed=9, episode_limit=15)
+    runner = Runner(args, Log(), venv)
+    scheme, groups, preprocess = build_scheme(args, venv.get_env_info(), reg)
+    runner.setup(scheme, groups, preprocess, RandomMAC())
+    batch, _ = runner.run()
+    filled = batch["filled"][:, :, 0].numpy().astype(bool)
+    vis, obs = batch["visible"].numpy(), batch["obs"].numpy()
+    assert vis.shape == (N_ENVS, 16, 3, 3)
+    # written at the same t as the obs it belongs to, at every filled t (incl. after the last step)
+    np.testing.assert_array_equal(vis[filled], visible_from_obs(obs[filled]))
+    assert (vis[~filled] == 0).all()
+    np.testing.assert_array_equal(vis[np.arange(N_ENVS), filled.sum(1) - 1], venv.get_extras()["visible"])

@@ -121,3 +121,67 @@ def test_serial_vec_env_marks_time_limit_as_truncation():
 def test_derived_seeds_differ_and_repeat():
     seeds = derived_seeds(7, 8)
     assert len(set(seeds)) == 8 and seeds == derived_seeds(7, 8) and seeds != derived_seeds(8, 8)
+
+
+class WithExtras(Scripted):
+    """Scripted plus two per-step extras: `count` [n_envs, 2 agents, 2] = 10 * t + 100 * env + agent,
+    and `unused`, which no scheme declares. Counts its get_extras() calls."""
+
+    def __init__(self, ends, limit):
+        super().__init__(ends, limit)
+        self.extras_calls = 0
+
+    def get_env_info(self):
+        return dict(super().get_env_info(), extras={"count": (2,), "unused": (1,)})
+
+    def get_extras(self):
+        self.extras_calls += 1
+        count = 10 * self.t[:, None, None] + 100 * np.arange(self.n_envs)[:, None, None] + np.arange(2)[None, :, None]
+        return {"count": np.broadcast_to(count, (self.n_envs, 2, 2)).astype(np.float32),
+                "unused": np.full((self.n_envs, 2, 1), 7.0, dtype=np.float32)}
+
+
+def count_field(args, env_info):
+    """A plugin's scheme callable: declares the env extra `count` with the shape the env gives."""
+    return {"count": {"vshape": env_info["extras"]["count"], "group": "agents"}}
+
+
+def extras_runner(ends, limit, declare):
+    from marlkit.registry import Registry
+
+    reg = Registry()  # a private registry: the counting controller stays out of the shared one
+    reg.add("controller", "counting_mac", FixedMAC, scheme=count_field if declare else None)
+    args = SimpleNamespace(device="cpu", common_reward=True, runner_log_interval=1, test_nepisode=len(ends),
+                           alg_config="t", env="extras", learner="q_learner", mac="counting_mac", agent="rnn",
+                           action_selector="epsilon_greedy", runner="parallel", critic_type=None)
+    env = WithExtras(ends, limit)
+    runner = Runner(args, Stats(), env)
+    scheme, groups, preprocess = build_scheme(args, env.get_env_info(), reg)
+    runner.setup(scheme, groups, preprocess, FixedMAC())
+    return runner, env
+
+
+def test_env_extras_declared_by_a_scheme_are_written_at_every_t():
+    runner, env = extras_runner(ends=[2, 5], limit=3, declare=True)
+    batch, _ = runner.run()
+    assert "count" in batch.scheme and "unused" not in batch.scheme
+    count = batch["count"]
+    assert count.shape == (2, 4, 2, 2)
+    # env 0 ends after 2 steps (t = 0..2 written, incl. the observation after the last step);
+    # env 1 runs to the limit 3 (t = 0..3)
+    for e, last in ((0, 2), (1, 3)):
+        for t in range(4):
+            want = (10 * t + 100 * e + np.arange(2))[:, None].repeat(2, 1) if t <= last else np.zeros((2, 2))
+            np.testing.assert_array_equal(count[e, t].numpy(), want)
+    assert env.extras_calls == 4  # reset + one per step
+
+
+def test_undeclared_env_extras_are_not_written_or_asked_for():
+    runner, env = extras_runner(ends=[2, 5], limit=3, declare=False)
+    batch, _ = runner.run()
+    assert "count" not in batch.scheme and "unused" not in batch.scheme
+    assert env.extras_calls == 0  # no scheme field to fill: get_extras() is never called
+
+
+def test_vec_env_has_no_extras_by_default():
+    assert VecEnv().get_extras() == {}

@@ -24,6 +24,21 @@ interrupted runs are skipped with a note. ``--filter key=value`` (repeatable, do
 ``env_args.map_name``) keeps runs whose config.json matches; ``--label-by key`` splits each
 algorithm into one curve per value of a config key (e.g. ``w_min``). Bad input is reported as one
 ``error: ...`` line on stderr with exit code 2; notes about skipped runs go to stderr as ``note:``.
+
+Heatmap mode (the ReMIX paper's Fig. 3: how the per-transition weights are distributed during
+training)::
+
+    python -m marlkit.analysis --env predator_prey --algs remix_pp ow_qmix_pp --heatmap weight_hist
+
+``--heatmap PREFIX`` reads the histogram logged as ``<PREFIX>_0`` ... ``<PREFIX>_<n-1>`` (share of a
+batch's transitions in each of n equal-width bins) and draws, instead of curves, one panel per curve
+label side by side: x = env steps, y = weight (bin edges marked), colour = share of transitions in
+the bin, the mean over seeds on the common step grid (as above; ``--until``/``--smooth`` apply), with
+a shared colour bar (``--heatmap-log`` for a log colour scale). The weighted learners bin on
+[floor, 1], the floor being ``w_min`` (ReMIX) or ``w`` (OW/CW-QMIX) of the run's config; other runs
+are taken to bin [0, 1]. Outputs (default ``<results>/plots/<env>_<PREFIX>_heatmap.png``): the PNG,
+``<stem>.csv`` (step, bin, label, share, bin_low, bin_high, n_seeds) and ``<stem>.md`` (per label: the
+share in the lowest bin and the mean weight from bin centres at the first and last common step).
 """
 from __future__ import annotations
 
@@ -437,6 +452,86 @@ def aggregate(by_label, until=None, stat="mean", notes=None, n_boot=N_BOOT) -> l
     return out
 
 
+# ------------------------------------------------------------------------------------- heatmaps
+
+# Config key holding the left end of the weight histogram, by learner (weight_floor() of plugins/wqmix and
+# plugins/remix): the weighted learners bin their weights on [floor, 1].
+HIST_FLOOR_KEYS = {"wqmix_learner": "w", "remix_learner": "w_min"}
+
+
+@dataclass
+class Heatmap:
+    """The mean over seeds of one label's histogram shares on a common step grid."""
+
+    label: str
+    steps: np.ndarray
+    edges: np.ndarray  # (n bins + 1,) bin edges in weight units
+    share: np.ndarray  # (n bins, len(steps))
+    seeds: list
+
+    @property
+    def n(self) -> int:
+        return len(self.seeds)
+
+    @property
+    def centres(self) -> np.ndarray:
+        return (self.edges[:-1] + self.edges[1:]) / 2
+
+    def mean_value(self) -> np.ndarray:
+        """Mean of the histogram at every step, each bin counted at its centre."""
+        return self.centres @ self.share / np.maximum(self.share.sum(axis=0), 1e-12)
+
+
+def hist_bins(runs, prefix) -> list:
+    """The metric names ``<prefix>_0`` ... ``<prefix>_<n-1>`` logged by the runs (one per bin)."""
+    names = set().union(*(r.metrics for r in runs))
+    prefixes = {n.rsplit("_", 1)[0] for n in names if "_" in n and n.rsplit("_", 1)[1].isdigit()}
+    if prefix not in prefixes:
+        raise SuiteError(f"{unknown('histogram prefix', prefix, prefixes)} (no metrics named {prefix}_0, "
+                         f"{prefix}_1, ... were logged)")
+    index = sorted(int(n[len(prefix) + 1:]) for n in names
+                   if n.startswith(prefix + "_") and n[len(prefix) + 1:].isdigit())
+    if index != list(range(len(index))):
+        raise SuiteError(f"the bins of {prefix} are not numbered 0..n-1: {', '.join(map(str, index))}")
+    return [f"{prefix}_{i}" for i in index]
+
+
+def hist_range(run) -> tuple:
+    """(low, high) of a run's histogram: (floor, 1) for the weighted learners, else (0, 1)."""
+    key = HIST_FLOOR_KEYS.get(run.get("learner"))
+    floor = run.get(key) if key else None
+    ok = isinstance(floor, (int, float)) and not isinstance(floor, bool) and 0 <= floor < 1
+    return (float(floor) if ok else 0.0, 1.0)
+
+
+def heatmaps(runs, prefix, label_by=None, until=None, window=1, notes=None) -> list:
+    """[Heatmap] per label: every bin's share aligned and averaged over seeds like a curve."""
+    notes = [] if notes is None else notes
+    bins = hist_bins(runs, prefix)
+    complete = [r for r in runs if all(b in r.metrics for b in bins)]
+    missing = [f"{r.alg}/{r.run_id}" for r in runs if not all(b in r.metrics for b in bins)]
+    if missing:
+        notes.append(f"{len(missing)} run(s) have not logged {prefix}_0..{len(bins) - 1}: {', '.join(missing)}")
+    if not complete:
+        raise SuiteError(f"no run logged all of {prefix}_0..{len(bins) - 1}")
+    # Notes (pooling, --until) once, from the first bin; the other bins repeat them.
+    per_bin = [aggregate(curves(complete, name, label_by, window, notes if i == 0 else []), until,
+                         notes=notes if i == 0 else [])
+               for i, name in enumerate(bins)]
+    out = []
+    for j, first in enumerate(per_bin[0]):
+        group = [r for r in complete if label_of(r, label_by) == first.label]
+        ranges = sorted({hist_range(r) for r in group})
+        if len(ranges) > 1:
+            raise SuiteError(f"{first.label} pools runs whose {prefix} bins cover different ranges "
+                             f"({', '.join(f'[{lo:g}, {hi:g}]' for lo, hi in ranges)}); separate them with "
+                             f"--label-by or --filter")
+        share = np.stack([np.interp(first.steps, aggs[j].steps, aggs[j].center) for aggs in per_bin])
+        edges = np.round(np.linspace(*ranges[0], len(bins) + 1), 12)  # 0.46, not 0.45999999999999996
+        out.append(Heatmap(first.label, first.steps, edges, share, first.seeds))
+    return out
+
+
 # ------------------------------------------------------------------------------------- outputs
 
 def table(aggregates):
@@ -552,6 +647,99 @@ def write_outputs(aggregates, env, metric, out, stat="mean", window=1) -> dict:
     return paths
 
 
+def heatmap_frame(maps):
+    """Long table of the heatmaps: one row per label, step and bin."""
+    import pandas as pd
+
+    frames = []
+    for m in maps:
+        steps = m.steps.astype(np.int64) if np.all(np.mod(m.steps, 1) == 0) else m.steps
+        n_bins, n_steps = len(m.centres), len(steps)
+        frames.append(pd.DataFrame({"step": np.repeat(steps, n_bins), "bin": np.tile(np.arange(n_bins), n_steps),
+                                    "label": m.label, "share": m.share.T.ravel(),
+                                    "bin_low": np.tile(m.edges[:-1], n_steps),
+                                    "bin_high": np.tile(m.edges[1:], n_steps), "n_seeds": m.n}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def heatmap_markdown(maps, env, prefix) -> str:
+    """Per label: share in the lowest bin and mean (from bin centres) at the first and last step."""
+    head = ["label", "seeds", "bins", "first step", "last step", "lowest-bin share first", "last",
+            "mean weight first", "last"]
+    lines = [f"{prefix} on {env}: mean over seeds; mean weight from bin centres", "",
+             "| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    for m in maps:
+        mean = m.mean_value()
+        cells = [m.label, str(m.n), f"{len(m.centres)} on [{m.edges[0]:g}, {m.edges[-1]:g}]",
+                 f"{m.steps[0]:,.0f}", f"{m.steps[-1]:,.0f}", _fmt(float(m.share[0, 0])),
+                 _fmt(float(m.share[0, -1])), _fmt(float(mean[0])), _fmt(float(mean[-1]))]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell_edges(x) -> np.ndarray:
+    """Cell boundaries around the points ``x``: midway between neighbours, half a gap beyond the ends
+    (but not below step 0)."""
+    x = np.asarray(x, dtype=float)
+    if len(x) == 1:
+        edges = np.array([x[0] - 0.5, x[0] + 0.5])
+    else:
+        mid = (x[:-1] + x[1:]) / 2
+        edges = np.concatenate([[x[0] - (mid[0] - x[0])], mid, [x[-1] + (x[-1] - mid[-1])]])
+    if x[0] >= 0:
+        edges[0] = max(edges[0], 0.0)
+    return edges
+
+
+def plot_heatmap(maps, env, prefix, out, log=False, window=1) -> str:
+    """One heatmap panel per label side by side with a shared colour bar into the PNG ``out``."""
+    from matplotlib import colormaps
+    from matplotlib.colors import LogNorm, Normalize
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
+
+    top = max(float(m.share.max()) for m in maps) or 1.0
+    if log:
+        positive = [float(m.share[m.share > 0].min()) for m in maps if (m.share > 0).any()]
+        norm = LogNorm(vmin=max(min(positive, default=1e-3), 1e-4), vmax=max(top, 1e-3))
+    else:
+        norm = Normalize(vmin=0.0, vmax=top)
+    cmap = colormaps["viridis"]
+    cmap = cmap.with_extremes(bad=cmap(0.0))  # zero shares on the log scale: drawn as the lowest colour
+    fig = Figure(figsize=(1.5 + 4.2 * len(maps), 4.2), dpi=150, layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(maps), squeeze=False)[0])
+    for ax, m in zip(axes, maps):
+        share = np.ma.masked_less_equal(m.share, 0) if log else m.share
+        mesh = ax.pcolormesh(_cell_edges(m.steps), m.edges, share, cmap=cmap, norm=norm)
+        ax.set_title(f"{m.label} (n={m.n})", fontsize=11)
+        ax.xaxis.set_major_formatter(FuncFormatter(human_steps))
+        ax.set_xlabel("environment steps")
+        ticks = m.edges
+        if m.edges[0] >= 0 and m.edges[-1] <= 1:
+            ax.set_ylim(0, 1)  # weights: panels with different floors stay comparable
+            ticks = np.unique(np.append(m.edges, 0.0))
+        if len(ticks) <= 22:
+            ax.set_yticks(ticks, [f"{e:.3g}" for e in ticks], fontsize=7)
+    axes[0].set_ylabel("weight (bin edges)")
+    scale = "log scale, " if log else ""
+    extra = f", smoothed over {window} points" if window > 1 else ""
+    fig.colorbar(mesh, ax=list(axes), label=f"share of transitions ({scale}mean over seeds{extra})")
+    fig.suptitle(f"{env}: distribution of {prefix} during training", fontsize=13)
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    fig.savefig(out)
+    return out
+
+
+def write_heatmap_outputs(maps, env, prefix, out, log=False, window=1) -> dict:
+    """PNG, long CSV (step, bin, label, share, ...) and markdown summary; returns {kind: path}."""
+    stem = os.path.splitext(out)[0]
+    paths = {"png": plot_heatmap(maps, env, prefix, out, log, window), "csv": stem + ".csv", "md": stem + ".md"}
+    heatmap_frame(maps).to_csv(paths["csv"], index=False)
+    with open(paths["md"], "w") as f:
+        f.write(heatmap_markdown(maps, env, prefix))
+    return paths
+
+
 # ------------------------------------------------------------------------------------- command line
 
 class _Parser(argparse.ArgumentParser):
@@ -562,7 +750,9 @@ class _Parser(argparse.ArgumentParser):
 def parse_args(argv):
     p = _Parser(prog="python -m marlkit.analysis",
                 description="Learning curves (mean or IQM over seeds, 95%% bands) and final-value tables "
-                            "of several algorithms on one env, from <results>/sacred.")
+                            "of several algorithms on one env, from <results>/sacred; with --heatmap, one "
+                            "heatmap per algorithm of a logged histogram (e.g. the weight distribution) "
+                            "against env steps.")
     p.add_argument("--results", default="results", help="results folder (default: results)")
     p.add_argument("--env", help="env label, e.g. smax_3m (default: the only one present)")
     p.add_argument("--algs", nargs="+", help="algorithms (default: all with runs on the env)")
@@ -576,9 +766,19 @@ def parse_args(argv):
     p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
                    help="keep runs whose config matches (dotted keys allowed; repeatable)")
     p.add_argument("--label-by", metavar="KEY", help="one curve per algorithm and value of this config key")
+    p.add_argument("--heatmap", metavar="PREFIX",
+                   help="instead of curves, a heatmap per curve label of the histogram logged as PREFIX_0, "
+                        "PREFIX_1, ... (e.g. weight_hist): share of transitions per bin, mean over seeds, vs "
+                        "env steps; writes PNG, CSV (step, bin, label, share) and MD "
+                        "(default: <results>/plots/<env>_<PREFIX>_heatmap.png)")
+    p.add_argument("--heatmap-log", action="store_true", help="log colour scale for --heatmap")
     args = p.parse_args(argv)
     if args.smooth < 1:
         raise SuiteError("--smooth must be at least 1")
+    if args.heatmap_log and not args.heatmap:
+        raise SuiteError("--heatmap-log needs --heatmap PREFIX")
+    if args.heatmap and (args.metric or args.stat != "mean"):
+        raise SuiteError("--heatmap draws the mean over seeds of the PREFIX_<i> metrics; drop --metric/--stat")
     return args
 
 
@@ -587,6 +787,12 @@ def analyse(args, notes=None) -> tuple:
     notes = [] if notes is None else notes
     env = choose_env(args.results, args.env)
     runs = load_runs(args.results, env, args.algs, args.include_running, args.filter, notes)
+    if args.heatmap:
+        maps = heatmaps(runs, args.heatmap, args.label_by, args.until, args.smooth, notes)
+        out = args.out or os.path.join(args.results, "plots", f"{env}_{args.heatmap}_heatmap.png")
+        paths = write_heatmap_outputs(maps, env, args.heatmap, out, args.heatmap_log, args.smooth)
+        with open(paths["md"]) as f:
+            return paths, f.read()
     metric = args.metric or default_metric(runs)
     by_label = curves(runs, metric, args.label_by, args.smooth, notes)
     aggregates = aggregate(by_label, args.until, args.stat, notes)
@@ -608,7 +814,7 @@ def main(argv=None) -> int:
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     print(md)
-    print("wrote " + ", ".join(paths[k] for k in ("png", "csv", "md", "curves")))
+    print("wrote " + ", ".join(paths.values()))
     return 0
 
 

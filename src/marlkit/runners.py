@@ -17,6 +17,10 @@ from .errors import SuiteError
 from .host import EpisodeBatch
 
 
+# Episode-batch fields the runner writes from the env's obs/state/avail and from its step results.
+_BASE_FIELDS = frozenset({"state", "obs", "avail_actions", "actions", "reward", "terminated"})
+
+
 class Runner:
     def __init__(self, args, logger, env):
         self.args = args
@@ -40,6 +44,8 @@ class Runner:
                                  preprocess=preprocess, device=self.args.device)
         self.mac = mac
         self.scheme = scheme
+        # Scheme fields the runner does not fill itself: only these may come from env.get_extras().
+        self._extra_fields = frozenset(scheme) - _BASE_FIELDS
 
     def close_env(self):
         self.env.close()
@@ -51,8 +57,11 @@ class Runner:
 
     def _observe(self, batch, envs, t):
         if len(envs):
-            self._put(batch, {"state": self.env.get_state()[envs], "avail_actions": self.env.get_avail_actions()[envs],
-                              "obs": self.env.get_obs()[envs]}, envs, t)
+            arrays = {"state": self.env.get_state()[envs], "avail_actions": self.env.get_avail_actions()[envs],
+                      "obs": self.env.get_obs()[envs]}
+            if self._extra_fields:  # the env's optional per-step arrays, only those the scheme declares
+                arrays.update({k: v[envs] for k, v in self.env.get_extras().items() if k in self._extra_fields})
+            self._put(batch, arrays, envs, t)
 
     def run(self, test_mode=False):
         """One episode in every env; returns (EpisodeBatch, list of episode returns)."""

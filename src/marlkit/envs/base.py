@@ -10,12 +10,24 @@ import numpy as np
 
 
 class VecEnv:
-    """n_envs copies of a pymarl-style env, stepped together."""
+    """n_envs copies of a pymarl-style env, stepped together.
+
+    Extras (optional): an env may offer more per-step arrays than obs, state and avail actions
+    through ``get_extras()``. They are written into the episode batch only for fields some
+    component's scheme declares (a ``scheme=`` callable in the registry), so an env can offer
+    them at no cost to runs that do not ask. To let those scheme callables declare a field with
+    the right shape, ``get_env_info()`` may carry an ``"extras"`` key:
+    ``{name: vshape tuple}``, the shape of one batch entry per agent for fields of group
+    ``"agents"`` (e.g. ``{"visible": (n_agents,)}`` for an [n_envs, n_agents, n_agents] array).
+    """
 
     n_envs: int
 
     def get_env_info(self) -> dict:
-        """state_shape, obs_shape, n_actions, n_agents, episode_limit (pymarl keys)."""
+        """state_shape, obs_shape, n_actions, n_agents, episode_limit (pymarl keys).
+
+        Optionally ``"extras"``: {name: per-agent vshape tuple} of the arrays ``get_extras`` gives.
+        """
         raise NotImplementedError
 
     def reset(self) -> None:
@@ -39,6 +51,12 @@ class VecEnv:
 
     def get_avail_actions(self) -> np.ndarray:  # [n_envs, n_agents, n_actions]
         raise NotImplementedError
+
+    def get_extras(self) -> dict:
+        """Optional per-step arrays, written into the episode batch only for fields some
+        component's scheme declares: {name: array [n_envs, ...]} for the current step (after
+        ``reset()`` and after every ``step()``, like ``get_obs``). None by default."""
+        return {}
 
     def close(self) -> None:
         pass

@@ -2,8 +2,9 @@
 
 Allies are the learning agents; enemies are played by SMAX's heuristic AI
 (``HeuristicEnemySMAX``), the counterpart of SMAC's built-in bot. All ``n_envs`` episodes advance
-in one jitted, vmapped call; obs, state and avail actions are computed in that call and cached as
-numpy, so the ``get_*`` methods are free.
+in one jitted, vmapped call; obs, state, avail actions and the ``visible`` extra (which allies
+each ally can see, see ``get_extras``) are computed in that call and cached as numpy, so the
+``get_*`` methods are free.
 
 Facts from jaxmarl 0.2.0's source that shape this wrapper:
 
@@ -120,12 +121,25 @@ def _compile(map_name, env_kwargs, n_envs):
     agents = list(env.agents)  # the allies, in SMAX's order
     n_allies, n_enemies = env.num_allies, env.num_enemies
 
+    def visible_allies(smax_state):
+        """[n_allies, n_allies] 0/1: ally j within ally i's sight, both alive.
+
+        Mirrors SMAX's unit_list observation (SMAX.get_obs_unit_list): unit i sees unit j iff
+        ``norm(pos[j] - pos[i]) < unit_type_sight_ranges[unit_types[i]]`` (strict) and both are
+        alive. The diagonal is 1 for alive allies; rows and columns of dead allies are 0.
+        """
+        pos = smax_state.unit_positions[:n_allies]
+        alive = smax_state.unit_alive[:n_allies]
+        sight = env.unit_type_sight_ranges[smax_state.unit_types[:n_allies]]
+        dist = jnp.linalg.norm(pos[None, :, :] - pos[:, None, :], axis=-1)  # [i, j]: |pos_j - pos_i|
+        return ((dist < sight[:, None]) & alive[:, None] & alive[None, :]).astype(jnp.float32)
+
     def observe(obs_dict, state):
         obs = jnp.stack([obs_dict[a] for a in agents]).astype(jnp.float32)
         avail_dict = env.get_avail_actions(state)
         avail = jnp.stack([avail_dict[a] for a in agents]).astype(jnp.float32)
         avail = avail.at[:, STOP_ACTION].set(1.0)
-        return obs, obs_dict["world_state"].astype(jnp.float32), avail
+        return obs, obs_dict["world_state"].astype(jnp.float32), avail, visible_allies(state.state)
 
     def reset_one(key):
         reset_key, chain = jax.random.split(key)
@@ -200,14 +214,16 @@ class SmaxVecEnv(VecEnv):
         self._limit = jnp.int32(self.episode_limit)
         self._root = self._jax.random.PRNGKey(self.seed)
         self._episode = 0
-        self._carry = None  # device pytree: (state, chain key, obs, world state, avail)
-        self._obs = self._state = self._avail = None
+        self._carry = None  # device pytree: (state, chain key, obs, world state, avail, visible)
+        self._obs = self._state = self._avail = self._visible = None
 
     # ---- VecEnv -----------------------------------------------------------------------------
     def get_env_info(self):
         return {"state_shape": int(self.env.state_size), "obs_shape": int(self.env.obs_size),
                 "n_actions": int(self.n_actions), "n_agents": int(self.n_agents),
-                "episode_limit": self.episode_limit}
+                "episode_limit": self.episode_limit,
+                # get_extras(): per agent i, the row visible[i, :] over the n_agents allies
+                "extras": {"visible": (int(self.n_agents),)}}
 
     def state_dict(self):
         """What a checkpoint needs to continue the same stream of episodes."""
@@ -244,7 +260,7 @@ class SmaxVecEnv(VecEnv):
 
     def _cache(self, views):
         # Writable copies (device_get gives read-only arrays; torch.as_tensor warns on those).
-        self._obs, self._state, self._avail = (np.array(v, dtype=np.float32) for v in views)
+        self._obs, self._state, self._avail, self._visible = (np.array(v, dtype=np.float32) for v in views)
 
     def get_obs(self):
         return self._obs
@@ -254,6 +270,12 @@ class SmaxVecEnv(VecEnv):
 
     def get_avail_actions(self):
         return self._avail
+
+    def get_extras(self):
+        """``visible`` [n_envs, n_agents, n_agents] float32: visible[e, i, j] = 1 iff ally j is
+        within ally i's sight range in env e and both are alive (SMAX's own obs visibility test;
+        i == i is 1 for an alive ally, dead allies' rows and columns are 0)."""
+        return {"visible": self._visible}
 
 
 def make(env_args: dict, n_envs: int, seed: int) -> SmaxVecEnv:

@@ -1,0 +1,147 @@
+"""The context-aware differentiable DAG of paper 003 (Section 6.1) and the fixed baseline DAGs.
+
+Convention (the paper's): ``G[..., j, i] = 1`` iff agent j is a parent of agent i.
+
+A DAG is built as G = U * (P^T M P) (elementwise):
+  * M: the strictly upper-triangular n x n mask (M[k, l] = 1 iff k < l), an acyclic order template;
+  * P: a permutation matrix with P[k, i] = 1 iff agent i sits at position k of the topological
+    order, so (P^T M P)[j, i] = M[pos(j), pos(i)]: j may be a parent of i iff j comes first;
+  * U: a 0/1 edge matrix over ordered pairs, sampled by the edge net.
+Acyclic by construction whatever U and P are. Both factors are hard in the forward pass and carry
+straight-through gradients: U from a Gumbel-Softmax over 2 logits per ordered pair (Jang et al.),
+P from Gumbel-Sinkhorn (Mena et al.) made hard by Hungarian matching. Test mode drops the noise.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch as th
+import torch.nn as nn
+import torch.nn.functional as F
+from scipy.optimize import linear_sum_assignment
+
+DAG_MODES = ("context", "full", "line", "none")
+PERMUTATIONS = ("learned", "identity")
+
+
+def order_mask(n: int, device=None) -> th.Tensor:
+    """M: strictly upper-triangular ones (position k may precede position l iff k < l)."""
+    return th.ones(n, n, device=device).triu(1)
+
+
+def fixed_dag(mode: str, n: int, device=None) -> th.Tensor:
+    """The paper's fixed baselines (Section 7.2), all in the order 1..n:
+    ``full`` j -> i for every j < i; ``line`` j -> j + 1; ``none`` no edges (product policy)."""
+    if mode == "full":
+        return order_mask(n, device)
+    if mode == "line":
+        return th.diag(th.ones(max(n - 1, 0), device=device), 1)
+    if mode == "none":
+        return th.zeros(n, n, device=device)
+    raise ValueError(f"no fixed DAG for mode {mode!r}")
+
+
+def density(G: th.Tensor) -> th.Tensor:
+    """rho(G) = sum_ij G[i, j] / (n (n - 1) / 2): edges over the most a DAG on n nodes can have."""
+    n = G.shape[-1]
+    return G.sum((-2, -1)) / max(n * (n - 1) / 2, 1)
+
+
+def gumbel_like(x: th.Tensor) -> th.Tensor:
+    u = th.rand_like(x).clamp_(1e-10, 1.0 - 1e-7)
+    return -th.log(-th.log(u))
+
+
+def gumbel_sinkhorn(log_alpha: th.Tensor, tau: float = 1.0, noise: float = 1.0, iters: int = 20) -> th.Tensor:
+    """Soft permutation: Sinkhorn normalisation (alternating row/column log-normalisation) of
+    (log_alpha + noise * Gumbel) / tau; doubly stochastic up to the iteration tolerance."""
+    x = log_alpha + noise * gumbel_like(log_alpha) if noise > 0 else log_alpha
+    x = x / tau
+    if not th.is_grad_enabled():  # acting: the same normalisation with sums (3x fewer kernels)
+        p = (x - x.amax((-2, -1), keepdim=True)).exp()
+        for _ in range(iters):
+            p = p / p.sum(-1, keepdim=True)
+            p = p / p.sum(-2, keepdim=True)
+        return p
+    for _ in range(iters):
+        x = x - th.logsumexp(x, dim=-1, keepdim=True)
+        x = x - th.logsumexp(x, dim=-2, keepdim=True)
+    return x.exp()
+
+
+def hungarian(soft: th.Tensor) -> th.Tensor:
+    """The permutation matrix closest to each soft one (max-weight matching), as a 0/1 tensor."""
+    flat = soft.detach().reshape(-1, *soft.shape[-2:]).cpu().numpy()
+    hard = np.zeros_like(flat)
+    for b, m in enumerate(flat):
+        rows, cols = linear_sum_assignment(-m)
+        hard[b, rows, cols] = 1.0
+    return th.as_tensor(hard, dtype=soft.dtype, device=soft.device).reshape(soft.shape)
+
+
+class _StraightThrough(th.autograd.Function):
+    @staticmethod
+    def forward(ctx, hard, soft):
+        return hard.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return None, grad
+
+
+def straight_through(hard: th.Tensor, soft: th.Tensor) -> th.Tensor:
+    """Exactly ``hard`` in the forward pass (``hard + soft - soft.detach()`` would leave rounding
+    residue on the 0/1 values), the gradient of ``soft`` in the backward pass."""
+    return _StraightThrough.apply(hard, soft)
+
+
+def mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, n_out))
+
+
+class DAGNet(nn.Module):
+    """Edge net U and permutation net P over the joint observation -> G = U * (P^T M P).
+
+    Architectures of the paper's Table 2 (Aloha/SMAC): Concat(o^1..o^n)-FC(hidden)-ReLU-FC(out);
+    the edge net outputs 2 logits per ordered pair, the permutation net n x n scores that pass a
+    log-sigmoid before Gumbel-Sinkhorn (the public runs). ``permutation=identity`` fixes P = I
+    (the paper's SMAC runs).
+    """
+
+    def __init__(self, n_agents, obs_dim, args):
+        super().__init__()
+        self.n = n_agents
+        self.edge_tau = args.dag_gumbel_tau
+        self.sinkhorn = dict(tau=args.dag_sinkhorn_tau, noise=args.dag_sinkhorn_noise, iters=args.dag_sinkhorn_iters)
+        self.edge_net = mlp(n_agents * obs_dim, args.dag_hidden, 2 * n_agents * n_agents)
+        self.perm_net = mlp(n_agents * obs_dim, args.dag_hidden, n_agents * n_agents) \
+            if args.dag_permutation == "learned" else None
+        self.register_buffer("mask", order_mask(n_agents))
+
+    def edges(self, joint_obs, test_mode):
+        """U [..., n, n] (hard 0/1, straight-through Gumbel-Softmax; argmax without noise at test)."""
+        logits = self.edge_net(joint_obs).view(*joint_obs.shape[:-1], self.n, self.n, 2)
+        if test_mode:
+            return (logits[..., 1] > logits[..., 0]).to(logits.dtype)
+        if not th.is_grad_enabled():  # acting: the Gumbel-max sample the softmax's argmax picks
+            noisy = logits + gumbel_like(logits)
+            return (noisy[..., 1] > noisy[..., 0]).to(logits.dtype)
+        soft = F.softmax((logits + gumbel_like(logits)) / self.edge_tau, dim=-1)
+        hard = F.one_hot(soft.argmax(-1), 2).to(soft.dtype)
+        return straight_through(hard, soft)[..., 1]
+
+    def permutation(self, joint_obs, test_mode):
+        """P [..., n, n] with P[k, i] = 1 iff agent i is at position k (identity when fixed)."""
+        lead = joint_obs.shape[:-1]
+        if self.perm_net is None:
+            return th.eye(self.n, device=joint_obs.device).expand(*lead, self.n, self.n)
+        scores = F.logsigmoid(self.perm_net(joint_obs).view(*lead, self.n, self.n))
+        noise = 0.0 if test_mode else self.sinkhorn["noise"]
+        soft = gumbel_sinkhorn(scores, self.sinkhorn["tau"], noise, self.sinkhorn["iters"])
+        return straight_through(hungarian(soft), soft)
+
+    def forward(self, obs, test_mode=False):
+        """obs [..., n, obs_dim] -> G [..., n, n] (parent j, child i)."""
+        joint = obs.reshape(*obs.shape[:-2], -1)
+        P = self.permutation(joint, test_mode)
+        allowed = P.transpose(-2, -1) @ self.mask @ P
+        return self.edges(joint, test_mode) * allowed
