@@ -1,10 +1,10 @@
 """Weighted QMIX (Rashid et al. 2020) as specified by pymarl2, and pymarl2's tuned QMIX.
 
 Registers the learner family ``wqmix_learner`` (learner.py; configs ``remix_qmix``, ``ow_qmix``,
-``cw_qmix`` and the predator-prey presets ``ow_qmix_pp``, ``cw_qmix_pp``), the central mixer
-``wqmix_central`` (central.py) and the hyperparameters of the family. The keys of the unrestricted
-Q*, the loss coefficients, the episode-counted target update and the weight histogram are declared
-here once and are shared with plugins/remix, which subclasses the learner.
+``cw_qmix`` and the predator-prey presets ``remix_qmix_pp``, ``ow_qmix_pp``, ``cw_qmix_pp``), the
+central mixer ``wqmix_central`` (central.py) and the hyperparameters of the family. The keys of
+the unrestricted Q*, the loss coefficients, the episode-counted target update and the weight
+histogram are declared here once and are shared with plugins/remix, which subclasses the learner.
 """
 from marlkit.params import Param
 

@@ -342,7 +342,9 @@ def _note_pooling(label, group, notes, label_by):
     if repeated:
         notes.append(f"{label}: seed(s) {', '.join(map(str, repeated))} appear in more than one run; all are counted")
     configs = [flatten(c.run.config) for c in group]
-    keys = set().union(*configs) - RUN_SPECIFIC_KEYS - ({label_by} if label_by else set())
+    # keys every run has: a key only some runs know came from a plugin added in between, whose
+    # defaults cannot have affected the older runs
+    keys = set.intersection(*(set(c) for c in configs)) - RUN_SPECIFIC_KEYS - ({label_by} if label_by else set())
     differ = sorted(k for k in keys if len({json.dumps(c.get(k), sort_keys=True, default=str) for c in configs}) > 1)
     if differ:
         shown = ", ".join(differ[:6]) + (", ..." if len(differ) > 6 else "")
