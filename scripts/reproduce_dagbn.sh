@@ -4,7 +4,7 @@
 #   scripts/reproduce_dagbn.sh                 # every stage, in this order
 #   STAGES="cg2 aloha" WORKERS=2 scripts/reproduce_dagbn.sh
 # Scaling for 2 CPU cores (paper Table 2: 2e5 steps CG, 1e6 Aloha, 2e7 SMAC): coordination game
-# n=2 200k and n=5 100k steps, Aloha 200k steps, SMAX 6h_vs_8z 50k steps with 2 seeds.
+# n=2 200k and n=5 100k steps, Aloha 200k steps, SMAX 6h_vs_8z 30k steps with 2 seeds.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
@@ -19,8 +19,8 @@ for stage in $STAGES; do
     # Aloha as in the paper: parents' observations are shared too (Section 7.4)
     aloha) sweep --name dagbn_aloha --configs $MODES --env-configs aloha --n-seeds 5 with dag_parent_obs=True t_max=200000 ;;
     # SMAX 6h_vs_8z: density annealing vs uncorrelated (same SMAC settings, no DAG)
-    smax) sweep --name dagbn_6h_vs_8z --configs dagbn_anneal --env-configs smax --n-seeds 2 with env_args.map_name=6h_vs_8z t_max=50000
-          sweep --name dagbn_6h_vs_8z_none --configs dagbn_anneal --env-configs smax --n-seeds 2 with env_args.map_name=6h_vs_8z t_max=50000 dag_mode=none dag_alpha=0 dag_anneal=False ;;
+    smax) sweep --name dagbn_6h_vs_8z --configs dagbn_anneal --env-configs smax --n-seeds 2 with env_args.map_name=6h_vs_8z t_max=30000
+          sweep --name dagbn_6h_vs_8z_none --configs dagbn_anneal --env-configs smax --n-seeds 2 with env_args.map_name=6h_vs_8z t_max=30000 dag_mode=none dag_alpha=0 dag_anneal=False ;;
     *) echo "unknown stage '$stage' (cg2 cg5 aloha smax)" >&2; exit 2 ;;
   esac
 done
