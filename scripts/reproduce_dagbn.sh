@@ -19,8 +19,9 @@ for stage in $STAGES; do
     # Aloha as in the paper: parents' observations are shared too (Section 7.4)
     aloha) sweep --name dagbn_aloha --configs $MODES --env-configs aloha --n-seeds 5 with dag_parent_obs=True t_max=200000 ;;
     # SMAX 6h_vs_8z: density annealing vs uncorrelated (same SMAC settings, no DAG)
-    smax) sweep --name dagbn_6h_vs_8z --configs dagbn_anneal --env-configs smax --n-seeds 2 with env_args.map_name=6h_vs_8z t_max=30000
-          sweep --name dagbn_6h_vs_8z_none --configs dagbn_anneal --env-configs smax --n-seeds 2 with env_args.map_name=6h_vs_8z t_max=30000 dag_mode=none dag_alpha=0 dag_anneal=False ;;
+    smax) SM="env_args.map_name=6h_vs_8z t_max=30000 test_interval=2000 test_nepisode=16 log_interval=2000 runner_log_interval=2000 learner_log_interval=1000"
+          sweep --name dagbn_6h_vs_8z --configs dagbn_anneal --env-configs smax --n-seeds 2 with $SM
+          sweep --name dagbn_6h_vs_8z_none --configs dagbn_anneal --env-configs smax --n-seeds 2 with $SM dag_mode=none dag_alpha=0 dag_anneal=False ;;
     *) echo "unknown stage '$stage' (cg2 cg5 aloha smax)" >&2; exit 2 ;;
   esac
 done

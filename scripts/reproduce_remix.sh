@@ -5,7 +5,7 @@
 # Scaling for 2 CPU cores (paper: batch 128, epsilon anneal 100k, 1.05M steps on predator-prey):
 # batch 32 episodes and epsilon anneal 50k (the original WQMIX release's values); 150k env steps
 # at punishment -2, 100k at 0 and for the w_min study (compare with --until 100000); stock QMIX
-# 50k steps (1 env, slower); SMAX 3s_vs_5z 30k steps.
+# 50k steps (1 env, slower); SMAX 3s_vs_5z 20k steps.
 # Figures: the commands in docs/reproduction/remix.md.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +26,7 @@ for stage in $STAGES; do
     # stock host QMIX (EPyMARL defaults: 1 env, batch 32, 1-step targets)
     stock) sweep --name stock_qmix_pp --configs qmix --env-configs predator_prey_p2 predator_prey with t_max=50000 $LOGS ;;
     # SMAX 3s_vs_5z with the SMAC settings (w = 0.5)
-    smax) sweep --name remix_3s_vs_5z --configs remix remix_qmix ow_qmix --env-configs smax with env_args.map_name=3s_vs_5z t_max=${SMAX_T_MAX:-30000} ;;
+    smax) sweep --name remix_3s_vs_5z --configs remix remix_qmix ow_qmix --env-configs smax with env_args.map_name=3s_vs_5z t_max=${SMAX_T_MAX:-20000} ;;
     *) echo "unknown stage '$stage' (p2 p0 wmin stock smax)" >&2; exit 2 ;;
   esac
 done
