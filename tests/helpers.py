@@ -2,6 +2,7 @@
 import glob
 import json
 import os
+from types import SimpleNamespace
 
 from marlkit.config import load_yaml
 from marlkit.experiment import run
@@ -48,3 +49,21 @@ def check_time_limit_and_frozen_env(env, limit, actions):
         assert rewards[1] == 0 and (env.get_state()[1] == frozen).all()
         assert terminated[0] == (t == limit) and infos[0]["episode_limit"] == (t == limit)
     return terminated
+
+
+class Stats:
+    """A logger that keeps the last value of every stat (``logged[key]``)."""
+
+    def __init__(self):
+        self.logged = {}
+
+    def log_stat(self, key, value, t):
+        self.logged[key] = value
+
+
+def runner_args(**over):
+    """The args a bare Runner (plus build_scheme) needs, for runner tests without a full config."""
+    base = dict(device="cpu", common_reward=True, runner_log_interval=1, test_nepisode=1, alg_config="t",
+                env="test", learner="q_learner", mac="basic_mac", agent="rnn", action_selector="epsilon_greedy",
+                runner="parallel", critic_type=None)
+    return SimpleNamespace(**{**base, **over})

@@ -14,6 +14,8 @@ import torch as th
 import torch.nn.functional as F
 
 from marlkit.experiment import offline, train_iteration
+
+from helpers import Stats
 from marlkit.registry import get_registry
 
 get_registry()  # loads plugins/ (puts the repository root on sys.path)
@@ -375,23 +377,15 @@ def test_gae_hand_computed_with_termination_padding_and_truncation():
 
 
 # ---- 9. the learner ---------------------------------------------------------------------------
-class StatsStub:
-    def __init__(self):
-        self.stats = {}
-
-    def log_stat(self, key, value, t):
-        self.stats[key] = value
-
-
 def _train_once(alg, **extra):
     args, runner, buffer, mac, learner = offline(alg, "coordination_game", dict(SMALL, **extra))
     batch, _ = runner.run(test_mode=False)
-    learner.logger = StatsStub()
+    learner.logger = Stats()
     learner.log_stats_t = -10**9  # log on this call
     before = {k: v.detach().clone() for k, v in mac.agent.named_parameters()}
     learner.train(batch, runner.t_env, 0)
     changed = {k: not th.equal(v, before[k]) for k, v in mac.agent.named_parameters()}
-    return args, mac, learner, batch, learner.logger.stats, changed
+    return args, mac, learner, batch, learner.logger.logged, changed
 
 
 def _group_changed(changed, prefix):

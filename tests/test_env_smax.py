@@ -18,6 +18,8 @@ import jax  # noqa: E402
 from marlkit.envs import smax  # noqa: E402
 from marlkit.errors import SuiteError  # noqa: E402
 
+from helpers import Stats, runner_args  # noqa: E402
+
 N_ENVS = 4
 SEED = 7
 STOP = smax.STOP_ACTION
@@ -324,18 +326,12 @@ def test_runner_writes_visible_when_a_scheme_declares_it(make3m):
             avail = batch["avail_actions"][bs, t_ep].numpy()
             return th.as_tensor(masked_random(avail, self.rng)), {}
 
-    class Log:
-        def log_stat(self, *a):
-            pass
-
     reg = Registry()
     reg.add("controller", "vis_mac", RandomMAC,
             scheme=lambda args, info: {"visible": {"vshape": info["extras"]["visible"], "group": "agents"}})
-    args = SimpleNamespace(device="cpu", common_reward=True, runner_log_interval=10**9, test_nepisode=N_ENVS,
-                           alg_config="t", env="smax", learner="q_learner", mac="vis_mac", agent="rnn",
-                           action_selector="epsilon_greedy", runner="parallel", critic_type=None)
+    args = runner_args(runner_log_interval=10**9, test_nepisode=N_ENVS, env="smax", mac="vis_mac")
     venv = make3m(seed=9, episode_limit=15)
-    runner = Runner(args, Log(), venv)
+    runner = Runner(args, Stats(), venv)
     scheme, groups, preprocess = build_scheme(args, venv.get_env_info(), reg)
     runner.setup(scheme, groups, preprocess, RandomMAC())
     batch, _ = runner.run()

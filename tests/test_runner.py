@@ -10,6 +10,8 @@ from marlkit.experiment import build_scheme
 from marlkit.registry import get_registry
 from marlkit.runners import Runner
 
+from helpers import Stats, runner_args
+
 
 class Scripted(VecEnv):
     """Env i ends by itself after ends[i] steps; the time limit is `limit` (a truncation)."""
@@ -53,18 +55,8 @@ class FixedMAC:
         return th.ones(len(bs), 2, dtype=th.long), {}
 
 
-class Stats:
-    def __init__(self):
-        self.logged = {}
-
-    def log_stat(self, key, value, t):
-        self.logged[key] = value
-
-
 def make_runner(ends, limit):
-    args = SimpleNamespace(device="cpu", common_reward=True, runner_log_interval=1, test_nepisode=len(ends),
-                           alg_config="t", env="scripted", learner="q_learner", mac="basic_mac", agent="rnn",
-                           action_selector="epsilon_greedy", runner="parallel", critic_type=None)
+    args = runner_args(test_nepisode=len(ends), env="scripted")
     env = Scripted(ends, limit)
     runner, logger = Runner(args, Stats(), env), None
     scheme, groups, preprocess = build_scheme(args, env.get_env_info(), get_registry())
@@ -151,9 +143,7 @@ def extras_runner(ends, limit, declare):
 
     reg = Registry()  # a private registry: the counting controller stays out of the shared one
     reg.add("controller", "counting_mac", FixedMAC, scheme=count_field if declare else None)
-    args = SimpleNamespace(device="cpu", common_reward=True, runner_log_interval=1, test_nepisode=len(ends),
-                           alg_config="t", env="extras", learner="q_learner", mac="counting_mac", agent="rnn",
-                           action_selector="epsilon_greedy", runner="parallel", critic_type=None)
+    args = runner_args(test_nepisode=len(ends), env="extras", mac="counting_mac")
     env = WithExtras(ends, limit)
     runner = Runner(args, Stats(), env)
     scheme, groups, preprocess = build_scheme(args, env.get_env_info(), reg)

@@ -17,10 +17,6 @@ from .errors import SuiteError
 from .host import EpisodeBatch
 
 
-# Episode-batch fields the runner writes from the env's obs/state/avail and from its step results.
-_BASE_FIELDS = frozenset({"state", "obs", "avail_actions", "actions", "reward", "terminated"})
-
-
 class Runner:
     def __init__(self, args, logger, env):
         self.args = args
@@ -44,8 +40,8 @@ class Runner:
                                  preprocess=preprocess, device=self.args.device)
         self.mac = mac
         self.scheme = scheme
-        # Scheme fields the runner does not fill itself: only these may come from env.get_extras().
-        self._extra_fields = frozenset(scheme) - _BASE_FIELDS
+        # The env's declared extras that some component's scheme asks for (usually none: no calls).
+        self._extra_fields = frozenset(self.env_info.get("extras", {})) & frozenset(scheme)
 
     def close_env(self):
         self.env.close()

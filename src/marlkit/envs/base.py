@@ -15,8 +15,9 @@ class VecEnv:
     Extras (optional): an env may offer more per-step arrays than obs, state and avail actions
     through ``get_extras()``. They are written into the episode batch only for fields some
     component's scheme declares (a ``scheme=`` callable in the registry), so an env can offer
-    them at no cost to runs that do not ask. To let those scheme callables declare a field with
-    the right shape, ``get_env_info()`` may carry an ``"extras"`` key:
+    them at no cost to runs that do not ask. ``get_env_info()`` lists them under an ``"extras"``
+    key (only listed extras are read), which also lets scheme callables declare the field with the
+    right shape:
     ``{name: vshape tuple}``, the shape of one batch entry per agent for fields of group
     ``"agents"`` (e.g. ``{"visible": (n_agents,)}`` for an [n_envs, n_agents, n_agents] array).
     """
