@@ -87,20 +87,23 @@ class Setting:
         with self.grad:
             return self.mac.select_actions(self.batch, t_ep=t, t_env=self.runner.t_env, bs=self.envs, test_mode=False)
 
-    def generations(self, samples=200):
-        """Mean head passes per call of bn_mac.sample: generations of the sampled DAG (longest path
-        in nodes, max over the envs of the call, as the loop runs until every env is done)."""
-        policy, out = self.mac.agent, []
-        with th.no_grad():
+    def passes(self, samples=200):
+        """Mean head passes per select_actions call (BNMAC.sample re-runs every agent's head until
+        the actions stop changing: at most n, 1 without edges), counted on real calls."""
+        policy, count = self.mac.agent, [0]
+        head = policy.head
+
+        def counted(*a, **k):
+            count[0] += 1
+            return head(*a, **k)
+
+        policy.head = counted
+        try:
             for _ in range(samples):
-                t = self.k % self.steps
-                self.k += 1
-                G = policy.dag(self.batch["obs"][self.envs, t]) > 0.5
-                depth = th.zeros(G.shape[:-1])
-                for _ in range(G.shape[-1]):  # depth[i] = 1 + max over parents j of depth[j]
-                    depth = ((depth.unsqueeze(-1) + 1) * G).amax(-2)
-                out.append(int(depth.max()) + 1)
-        return statistics.mean(out)
+                self.call()
+        finally:
+            del policy.head  # back to the class method
+        return count[0] / samples
 
 
 def interleaved(funcs, calls, rounds, verbose=False):
@@ -138,7 +141,9 @@ def parts(setting):
         soft = gumbel_sinkhorn(scores, **graph.sinkhorn)
         G = policy.dag(obs)
         own = policy.own(x)
-        steps.append(dict(t=t, x=x, obs=obs, avail=avail, joint=joint, scores=scores, soft=soft, G=G, own=own))
+        noise = -th.log(-th.log(th.rand(avail.shape).clamp_(1e-10, 1.0 - 1e-7)))
+        steps.append(dict(t=t, x=x, obs=obs, avail=avail, joint=joint, scores=scores, soft=soft, G=G, own=own,
+                          noise=noise))
     k = [0]
 
     def step():
@@ -153,12 +158,10 @@ def parts(setting):
         t = step()["t"]
         return [v[envs] for v in mac.inputs(batch, t)], batch["avail_actions"][envs, t]
 
-    def head_pass(s):  # one generation of BNMAC.sample: every agent's head, then sampling
+    def head_pass(s):  # one pass of BNMAC.sample: every agent's head, Gumbel-max choice, one-hot
         avail = s["avail"]
         logits = policy.head(s["own"], parent_inputs(s["G"], th.zeros(*avail.shape))).masked_fill(avail == 0, NEG)
-        log_pi = F.log_softmax(logits, -1)
-        a = th.multinomial(log_pi.exp().reshape(-1, log_pi.shape[-1]), 1).view(avail.shape[:2])
-        return log_pi.gather(-1, a.unsqueeze(-1)), F.one_hot(a, avail.shape[-1])
+        return F.one_hot((logits + s["noise"]).argmax(-1), avail.shape[-1]).float()
 
     return {
         "select_actions": select_actions,
@@ -239,7 +242,7 @@ def main(argv=None):
                         ratios_no_grad[f"{name}_over_mappo_no_grad/n{n}/envs{b}"] = round(
                             median[key] / median[f"mappo_no_grad/n{n}/envs{b}"], 3)
                 table.setdefault(f"n{n}/envs{b}", {})[name] = round(median[key] * 1000, 3)
-    generations = {key: round(s.generations(), 2) for key, s in settings.items() if key.startswith("bn_")}
+    passes = {key: round(s.passes(), 2) for key, s in settings.items() if key.startswith("bn_")}
     n_max = max(opts.agents)
     goal_met = {key: ratio <= GOAL for key, ratio in ratios.items() if f"/n{n_max}/" in key}
     print("ms per call:", json.dumps(table))
@@ -276,10 +279,10 @@ def main(argv=None):
                       "until init_hidden at the next episode), so 'mappo' is timed that way, with init_hidden at "
                       "each episode start; bn_mac.select_actions is decorated with torch.no_grad. 'mappo_no_grad' "
                       "is the same MAPPO call under torch.no_grad, for reference.",
-        "bn_head_passes_per_call": generations,
+        "bn_head_passes_per_call": passes,
         "breakdown_bn_context_seconds_per_call": breakdown,
         "breakdown_note": "parts timed alone, interleaved, on the same episode (cycling its steps; sample.* "
-                          "on one sampled DAG per step); sample ~= sample.own + head passes x one_head_pass; "
+                          "on one sampled DAG per step); sample ~= sample.own + bn_head_passes_per_call x one_head_pass + log-probs; "
                           "dag = edges (net + Gumbel-Softmax) + perm_net + sinkhorn + hungarian + P^T M P and glue",
         "profile_bn_context_cprofile": profiles,
         "machine": {"python": platform.python_version(), "torch": th.__version__, "cpus": os.cpu_count(),
