@@ -485,3 +485,10 @@ def test_checkpoint_round_trip_keeps_dag_nets_critic_return_stats_and_batch_fiel
     for field in ("parents", "logp"):
         n = buffer.episodes_in_buffer
         assert th.equal(buffer2.data.transition_data[field][:n], buffer.data.transition_data[field][:n])
+
+
+def test_annealing_phases_out_of_order_are_refused():
+    from marlkit.errors import SuiteError
+
+    with pytest.raises(SuiteError, match="dag_anneal_a <= dag_anneal_b"):
+        offline("dagbn_anneal", "coordination_game", dict(SMALL, dag_anneal_a=0.8, dag_anneal_b=0.5))

@@ -21,6 +21,8 @@ import torch as th
 import torch.nn as nn
 import torch.nn.functional as F
 
+from marlkit.errors import SuiteError
+
 from .exact import coordination_metrics
 from .graph import density
 from .policy import base
@@ -80,6 +82,9 @@ class RunningStats:
 
 class DAGBNLearner:
     def __init__(self, mac, scheme, logger, args):
+        if args.dag_anneal and not args.dag_anneal_a <= args.dag_anneal_b <= args.dag_anneal_c:
+            raise SuiteError(f"dag_anneal needs dag_anneal_a <= dag_anneal_b <= dag_anneal_c, got "
+                             f"{args.dag_anneal_a}, {args.dag_anneal_b}, {args.dag_anneal_c}")
         self.args, self.mac, self.logger = args, mac, logger
         self.n_agents = args.n_agents
         self.critic = nn.Sequential(base(scheme["state"]["vshape"], args.hidden_dim), nn.Linear(args.hidden_dim, 1))
