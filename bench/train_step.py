@@ -59,6 +59,7 @@ def build_learner(alg, env, base_args, buffer, batch_size, seed, registry):
     for key in ("n_agents", "n_actions", "state_shape", "obs_shape", "unit_dim", "device"):
         setattr(args, key, getattr(base_args, key))
     args.alg_config, args.learner_log_interval = alg, 10**12  # no logging inside the timed calls
+    args.components = registry.resolve(args)
     th.manual_seed(seed)
     mac = registry.get("controller", args.mac)(buffer.scheme, {"agents": args.n_agents}, args)
     learner = registry.get("learner", args.learner)(mac, buffer.scheme, Logger(args.t_max), args)

@@ -4,7 +4,6 @@ import json
 import os
 from types import SimpleNamespace
 
-from marlkit.config import load_yaml
 from marlkit.experiment import run
 
 TINY = dict(t_max=120, test_interval=60, log_interval=60, runner_log_interval=60, learner_log_interval=60,
@@ -13,10 +12,10 @@ TINY = dict(t_max=120, test_interval=60, log_interval=60, runner_log_interval=60
 
 def tiny_updates(alg, **extra):
     """Settings that make any algorithm config train a few hundred steps quickly."""
-    from marlkit.config import config_files
+    from marlkit.config import named_yaml
 
     updates = dict(TINY)
-    cfg = load_yaml(config_files("algs")[alg])
+    cfg = named_yaml("algs", alg)  # with its base presets resolved
     if cfg.get("buffer_size", 32) > 64:  # off-policy: small buffer so learning starts at once
         updates.update(batch_size=4, buffer_size=16)
     updates.update(extra)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from helpers import check_time_limit_and_frozen_env
-from marlkit.envs.aloha import Aloha, adjacency, make
 from marlkit.errors import SuiteError
+from plugins.dagbn.aloha import Aloha, adjacency, make
 
 ALL = np.ones(1, bool)
 
@@ -123,9 +123,9 @@ def test_obs_scaling_checkpoint_and_registry():
     env.load_state_dict(state)
     again = [env.step(a, np.ones(2, bool))[0] for a in acts[1:]]
     assert np.array_equal(first, again)
-    from marlkit.registry import builtin_registry
+    from marlkit.registry import get_registry
 
-    built = builtin_registry().get("env", "aloha").make({"rows": 3, "cols": 3}, 4, 0)
+    built = get_registry().get("env", "aloha").make({"rows": 3, "cols": 3}, 4, 0)
     assert built.get_env_info()["n_agents"] == 9
     with pytest.raises(SuiteError, match="neighbourhood"):
         make({"neighbourhood": "hex"}, 1, 0)

@@ -226,14 +226,18 @@ HIST = {
 }
 HIST_MEAN = {"ow_qmix_pp": [[1, 0, 0, 0], [0.6, 0.3, 0.05, 0.05], [0.5, 0.125, 0.125, 0.25]],
              "remix_pp": [[0.9, 0.1, 0, 0], [0.85, 0.05, 0, 0.1], [0.75, 0.15, 0.1, 0]]}
-# The learners bin on [floor, 1]: floor w (OW-QMIX, here 0.1) or w_min (ReMIX, here 0.2; its w is unused).
+# The learners bin on [floor, 1] and log the floor as weight_hist_low: w (OW-QMIX, here 0.1) or
+# w_min (ReMIX, here 0.2; its w is unused).
 FLOOR_CONFIG = {"ow_qmix_pp": {"learner": "wqmix_learner", "w": 0.1},
                 "remix_pp": {"learner": "remix_learner", "w_min": 0.2, "w": 0.5}}
+FLOOR = {"ow_qmix_pp": 0.1, "remix_pp": 0.2}
 
 
-def hist_metrics(shares):
-    """weight_hist_<i> series from shares[step][bin], plus metrics that only look like bins."""
+def hist_metrics(shares, floor=0.0):
+    """weight_hist_<i> series from shares[step][bin] and the logged range [floor, 1], plus metrics
+    that only look like bins."""
     metrics = {f"weight_hist_{i}": (STEPS, [row[i] for row in shares]) for i in range(4)}
+    metrics.update({"weight_hist_low": (STEPS, [floor] * 3), "weight_hist_high": (STEPS, [1.0] * 3)})
     metrics.update({"weight_q10": (STEPS, [0.1] * 3), "weight_mean": (STEPS, [0.3] * 3),
                     "test_return_mean": (STEPS, [0.0] * 3)})
     return metrics
@@ -245,9 +249,9 @@ def hist_results(tmp_path):
     root = str(tmp_path / "results")
     for alg, seeds in HIST.items():
         for seed, shares in seeds.items():
-            make_run(root, alg, "predator_prey", seed, seed, hist_metrics(shares),
+            make_run(root, alg, "predator_prey", seed, seed, hist_metrics(shares, FLOOR[alg]),
                      env_args={"miscapture_punishment": -2.0}, **FLOOR_CONFIG[alg])
-        make_run(root, alg, "predator_prey", 3, 3, hist_metrics([[0, 0, 0, 1]] * 3),
+        make_run(root, alg, "predator_prey", 3, 3, hist_metrics([[0, 0, 0, 1]] * 3, FLOOR[alg]),
                  env_args={"miscapture_punishment": -0.5}, **FLOOR_CONFIG[alg])
     return root
 
@@ -298,7 +302,7 @@ def test_heatmap_bad_prefix_and_mixed_ranges(hist_results, capsys):
     code, stdout, err = run_main(["--results", hist_results, "--heatmap", "weight_hst"], capsys)
     assert code == 2 and err.count("\n") == 1 and err.startswith("error: ")
     assert "unknown histogram prefix 'weight_hst'" in err and "did you mean 'weight_hist'" in err
-    make_run(hist_results, "remix_pp", "predator_prey", 4, 4, hist_metrics(HIST["remix_pp"][1]),
+    make_run(hist_results, "remix_pp", "predator_prey", 4, 4, hist_metrics(HIST["remix_pp"][1], 0.3),
              env_args={"miscapture_punishment": -2.0}, learner="remix_learner", w_min=0.3)
     argv = ["--results", hist_results, "--algs", "remix_pp", "--filter", "env_args.miscapture_punishment=-2",
             "--heatmap", "weight_hist"]

@@ -108,3 +108,63 @@ def test_concurrent_style_runs_get_distinct_dirs(tmp_path):
     a = run_tiny("vdn", "matrix_game", tmp_path, t_max=20)
     b = run_tiny("vdn", "matrix_game", tmp_path, t_max=20)
     assert a != b and len(sacred_dirs(str(tmp_path))) == 2
+
+
+# ------------------------------------------------------------------------------------------ plugin dependencies
+
+def _plugin(root, name, body):
+    os.makedirs(root / name)
+    (root / name / "__init__.py").write_text(body)
+
+
+def test_plugins_register_after_the_plugins_they_require(tmp_path):
+    """An out-of-tree plugin declares REQUIRES like an in-tree one (remix requires wqmix); each is
+    registered after what it requires, whatever the name order."""
+    seen = "SEEN = []\n"
+    _plugin(tmp_path, "aa_dep_child", seen + 'REQUIRES = ("zz_dep_base", "remix")\n'
+            "def register(registry):\n    SEEN.extend(registry.plugins)\n")
+    _plugin(tmp_path, "zz_dep_base", "def register(registry):\n    pass\n")
+    reg = builtin_registry().load_plugins([os.path.join(os.path.dirname(CONFIG_DIR), "plugins"), str(tmp_path)])
+    import aa_dep_child
+
+    assert {"zz_dep_base", "remix", "wqmix"} <= set(aa_dep_child.SEEN)
+    assert reg.plugins.index("wqmix") < reg.plugins.index("remix")
+    order = reg.plugins.index
+    assert order("zz_dep_base") < order("aa_dep_child") and order("remix") < order("aa_dep_child")
+
+
+@pytest.mark.parametrize("requires, message", [
+    ('("dep_nowhere",)', "plugin 'dep_missing' requires plugin 'dep_nowhere', which is not installed"),
+    ('"dep_missing"', "REQUIRES must be a tuple of plugin names"),
+])
+def test_missing_or_malformed_requirement_is_one_line(tmp_path, requires, message):
+    _plugin(tmp_path, "dep_missing", f"REQUIRES = {requires}\ndef register(registry):\n    pass\n")
+    with pytest.raises(SuiteError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        Registry().load_plugins([str(tmp_path)])
+    import sys
+
+    sys.modules.pop("dep_missing", None)
+
+
+def test_circular_requirements_are_refused(tmp_path):
+    _plugin(tmp_path, "dep_circle_a", 'REQUIRES = ("dep_circle_b",)\ndef register(registry):\n    pass\n')
+    _plugin(tmp_path, "dep_circle_b", 'REQUIRES = ("dep_circle_a",)\ndef register(registry):\n    pass\n')
+    with pytest.raises(SuiteError, match="circle: dep_circle_a -> dep_circle_b -> dep_circle_a"):
+        Registry().load_plugins([str(tmp_path)])
+
+
+# ------------------------------------------------------------------------------------------ presets (base:)
+
+def test_presets_extend_their_base():
+    """A YAML with `base:` is its base with the file's own keys on top (nested env_args merged)."""
+    from marlkit.config import named_yaml
+
+    child, base = named_yaml("algs", "remix_pp"), named_yaml("algs", "remix")
+    assert "base" not in child and child["name"] == "remix_pp" and child["learner"] == "remix_learner"
+    assert (child["buffer_size"], base["buffer_size"]) == (1000, 10000)
+    own = ("name", "buffer_size", "t_max", "td_lambda")  # the keys remix_pp.yaml states itself
+    assert {k: v for k, v in child.items() if k not in own} == {k: v for k, v in base.items() if k not in own}
+    env = named_yaml("envs", "predator_prey_p2")
+    assert env["env_args"] == dict(named_yaml("envs", "predator_prey")["env_args"], miscapture_punishment=-2.0)
+    config = build_config("remix_pp", "predator_prey_p2", {}, get_registry())
+    assert config["env_args"]["n_prey"] == 8 and config["w_min"] == 0.1 and config["lr"] == 0.001

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from helpers import check_time_limit_and_frozen_env
-from marlkit.envs.coordination_game import (CoordinationGame, bn_joint, build_model, factorise, make,
+from marlkit.errors import SuiteError
+from plugins.dagbn.coordination_game import (CoordinationGame, bn_joint, build_model, factorise, make,
                                             nash_gap, optimal_return, optimal_solution, policy_return,
                                             policy_value, price_of_anarchy, reward_of_counts)
-from marlkit.errors import SuiteError
 
 GAMMA = 0.95
 # n = 2, public rules: landing in (0,0) pays 3, (1,1) pays 2, a mixed state 0. With P(follow) = 0.9,
@@ -116,9 +116,9 @@ def test_seeded_and_checkpointable():
 
 
 def test_registry_and_bad_args():
-    from marlkit.registry import builtin_registry
+    from marlkit.registry import get_registry
 
-    spec = builtin_registry().get("env", "coordination_game")
+    spec = get_registry().get("env", "coordination_game")
     env = spec.make({"n": 5}, 3, 1)
     assert env.get_env_info()["n_agents"] == 5 and env.gamma == 0.95
     with pytest.raises(SuiteError, match="reward_variant"):

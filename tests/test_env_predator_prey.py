@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from marlkit.config import build_config
-from marlkit.envs.predator_prey import ACTIONS, CATCH, STAY, PARAMS, PredatorPrey, check_env_args, make
 from marlkit.errors import SuiteError
 from marlkit.registry import get_registry
+from plugins.wqmix.predator_prey import ACTIONS, CATCH, STAY, PARAMS, PredatorPrey, check_env_args, make
 
 RIGHT, DOWN, LEFT, UP = (ACTIONS.index(name) for name in ("right", "down", "left", "up"))
 

@@ -116,3 +116,17 @@ def _config_copy(tmp_path, monkeypatch, relative, extra_text):
 def test_unknown_smax_map(capsys):
     line = fails(capsys, "--config=qmix", "--env-config=smax", "with", "env_args.map_name=3mm")
     assert "3mm" in line and "did you mean '3m'" in line
+
+
+def test_unknown_base_preset(capsys, tmp_path, monkeypatch):
+    _config_copy(tmp_path, monkeypatch, "algs/qmix.yaml", "base: vdnn\n")
+    line = fails(capsys, "--config=qmix", "--env-config=matrix_game")
+    assert "qmix.yaml: unknown base 'vdnn'" in line and "did you mean 'vdn'" in line
+
+
+def test_circular_base_presets(capsys, tmp_path, monkeypatch):
+    _config_copy(tmp_path, monkeypatch, "algs/qmix.yaml", "base: vdn\n")
+    with open(tmp_path / "config" / "algs" / "vdn.yaml", "a") as f:
+        f.write("base: qmix\n")
+    line = fails(capsys, "--config=qmix", "--env-config=matrix_game")
+    assert "circle: qmix -> vdn -> qmix" in line

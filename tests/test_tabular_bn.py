@@ -7,8 +7,8 @@ import os
 import numpy as np
 import pytest
 
-from marlkit.envs.coordination_game import bn_joint, build_model, policy_return
-from marlkit.tabular_bn import (autograd_gradient, dag_parents, main, pg_theorem_gradient, softmax, train)
+from plugins.dagbn.coordination_game import bn_joint, build_model, policy_return
+from plugins.dagbn.tabular_bn import (autograd_gradient, dag_parents, main, pg_theorem_gradient, softmax, train)
 
 
 def test_dags():

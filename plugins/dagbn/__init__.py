@@ -4,7 +4,10 @@ Registers the agent ``bn_mlp`` (policy.BNPolicy: actor + DAG nets in one module,
 save/load and the suite's checkpoints cover both), the controller ``bn_mac`` (policy.BNMAC:
 topological sampling; declares the batch fields ``parents`` and ``logp``, plus ``visible`` when
 the env reports ally visibility) and the learner ``dagbn_learner`` (learner.py: MAPPO with
-per-agent ratios, GAE, density regularisation and its annealing).
+per-agent ratios, GAE, density regularisation and its annealing), and the paper's two tasks as
+envs: ``coordination_game`` (coordination_game.py, with the exact Bellman solver behind the price
+of anarchy and Nash gap) and ``aloha`` (aloha.py). tabular_bn.py is the tabular study (Fig. 3):
+``python -m marlkit.tabular_bn`` (or ``python -m plugins.dagbn.tabular_bn``).
 
 Choices the paper leaves open (defaults; each is a key below):
   dag_update_dag=fresh   parent inputs at update time come from a freshly sampled DAG (public runs)
@@ -14,6 +17,7 @@ Choices the paper leaves open (defaults; each is a key below):
 """
 from marlkit.params import Param
 
+from . import aloha, coordination_game
 from .graph import DAG_MODES, PERMUTATIONS
 from .learner import DAGBNLearner
 from .policy import BNMAC, BNPolicy
@@ -58,3 +62,6 @@ def register(registry):
     registry.add("controller", "bn_mac", BNMAC, scheme=batch_fields)
     registry.add("learner", "dagbn_learner", DAGBNLearner)
     registry.add_params(PARAMS)
+    registry.add_env("coordination_game", coordination_game.make, coordination_game.PARAMS,
+                     "n-bit coordination game of the BN-policy paper (DAG-BN)")
+    registry.add_env("aloha", aloha.make, aloha.PARAMS, "Aloha packet transmission on a 2x5 grid (DAG-BN)")

@@ -3,7 +3,7 @@
 The game is fully observed (every agent's observation is the n-bit state), so the policy with its
 noise-free (test-mode) DAG defines pi(a | s) = prod_i pi^i(a^i | s, a^{P_i(s)}) exactly: it is
 enumerated over all 2^n states x 2^n joint actions and evaluated with the env's Bellman solver
-(src/marlkit/envs/coordination_game.py). The Nash gap needs fixed parent sets (deviations are over
+(coordination_game.py). The Nash gap needs fixed parent sets (deviations are over
 pi^i(a^i | s, a^{P_i})), so it is reported for the fixed DAG modes only.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 import torch as th
 import torch.nn.functional as F
 
-from marlkit.envs import coordination_game as cg
+from . import coordination_game as cg
 
 from .policy import parent_inputs
 

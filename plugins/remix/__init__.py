@@ -26,6 +26,8 @@ from marlkit.params import Param
 from .learner import ReMIXLearner
 from .weights import FPRIME_MODES, MAPPINGS
 
+REQUIRES = ("wqmix",)  # the learner subclasses plugins/wqmix's and uses its keys and Q*
+
 PARAMS = {
     "w_min": Param(float, 0.1, low=0.0, high=1.0, doc="lower end of the ReMIX weight range [w_min, 1] (paper: 0.1 best)"),
     "remix_mapping": Param(str, "minmax", choices=MAPPINGS,

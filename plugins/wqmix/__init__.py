@@ -5,9 +5,12 @@ Registers the learner family ``wqmix_learner`` (learner.py; configs ``remix_qmix
 central mixer ``wqmix_central`` (central.py) and the hyperparameters of the family. The keys of
 the unrestricted Q*, the loss coefficients, the episode-counted target update and the weight
 histogram are declared here once and are shared with plugins/remix, which subclasses the learner.
+It also registers the predator-prey task both papers evaluate on (env ``predator_prey``,
+predator_prey.py: relative overgeneralisation with miscapture punishment).
 """
 from marlkit.params import Param
 
+from . import predator_prey
 from .central import CentralMixer
 from .learner import WQMixLearner
 
@@ -32,3 +35,5 @@ def register(registry):
     registry.add("learner", "wqmix_learner", WQMixLearner)
     registry.add("mixer", "wqmix_central", CentralMixer)
     registry.add_params(PARAMS)
+    registry.add_env("predator_prey", predator_prey.make, predator_prey.PARAMS,
+                     "grid predator-prey with miscapture punishment (WQMIX, ReMIX)")

@@ -74,10 +74,14 @@ def unroll(mac, batch):
 
 
 def build_mixer(args):
-    """The monotonic mixer named by ``args.mixer`` (default the host's QMixer), used as is."""
-    from marlkit.registry import get_registry
+    """The monotonic mixer named by ``args.mixer`` (default the host's QMixer), used as is.
 
-    cls = get_registry().get("mixer", args.mixer)
+    Its class is passed in by the run (``args.components``, see marlkit.registry.Registry.resolve).
+    """
+    cls = getattr(args, "components", {}).get("mixer")
+    if cls is None:
+        raise SuiteError(f"mixer '{args.mixer}' is not a registered mixer (args.components has none); "
+                         "build learners through marlkit.experiment.build or set args.components")
     return cls() if cls is host.VDNMixer else cls(args)
 
 

@@ -30,7 +30,9 @@ def weight_stats(weights, mask, floor, bins):
     Returns {name: float}: weight_mean, weight_std, weight_q10/q50/q90, weight_at_min (share at the
     floor) and weight_hist_<i>, i = 0..bins-1: the share of transitions in bin i of ``bins`` equal
     bins on [floor, 1] (the last bin includes 1). Bin i covers
-    [floor + i (1 - floor) / bins, floor + (i + 1) (1 - floor) / bins).
+    [floor + i (1 - floor) / bins, floor + (i + 1) (1 - floor) / bins). The range itself is logged
+    as weight_hist_low (= floor) and weight_hist_high (= 1), so analysis can label the bins without
+    knowing which learner or config key set the floor.
     """
     values = weights[mask > 0].detach().float().flatten()
     if values.numel() == 0:
@@ -49,4 +51,5 @@ def weight_stats(weights, mask, floor, bins):
         hist = th.zeros(bins)
         hist[-1] = 1.0
     stats.update({f"weight_hist_{i}": hist[i].item() for i in range(bins)})
+    stats.update(weight_hist_low=float(floor), weight_hist_high=1.0)
     return stats

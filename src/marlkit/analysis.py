@@ -34,9 +34,9 @@ training)::
 batch's transitions in each of n equal-width bins) and draws, instead of curves, one panel per curve
 label side by side: x = env steps, y = weight (bin edges marked), colour = share of transitions in
 the bin, the mean over seeds on the common step grid (as above; ``--until``/``--smooth`` apply), with
-a shared colour bar (``--heatmap-log`` for a log colour scale). The weighted learners bin on
-[floor, 1], the floor being ``w_min`` (ReMIX) or ``w`` (OW/CW-QMIX) of the run's config; other runs
-are taken to bin [0, 1]. Outputs (default ``<results>/plots/<env>_<PREFIX>_heatmap.png``): the PNG,
+a shared colour bar (``--heatmap-log`` for a log colour scale). The bins span [low, high] as the
+run logged them in ``<PREFIX>_low`` and ``<PREFIX>_high`` (e.g. the weighted learners log their
+floor as ``weight_hist_low``); a run that logged neither is taken to bin [0, 1]. Outputs (default ``<results>/plots/<env>_<PREFIX>_heatmap.png``): the PNG,
 ``<stem>.csv`` (step, bin, label, share, bin_low, bin_high, n_seeds) and ``<stem>.md`` (per label: the
 share in the lowest bin and the mean weight from bin centres at the first and last common step).
 """
@@ -456,11 +456,6 @@ def aggregate(by_label, until=None, stat="mean", notes=None, n_boot=N_BOOT) -> l
 
 # ------------------------------------------------------------------------------------- heatmaps
 
-# Config key holding the left end of the weight histogram, by learner (weight_floor() of plugins/wqmix and
-# plugins/remix): the weighted learners bin their weights on [floor, 1].
-HIST_FLOOR_KEYS = {"wqmix_learner": "w", "remix_learner": "w_min"}
-
-
 @dataclass
 class Heatmap:
     """The mean over seeds of one label's histogram shares on a common step grid."""
@@ -498,12 +493,15 @@ def hist_bins(runs, prefix) -> list:
     return [f"{prefix}_{i}" for i in index]
 
 
-def hist_range(run) -> tuple:
-    """(low, high) of a run's histogram: (floor, 1) for the weighted learners, else (0, 1)."""
-    key = HIST_FLOOR_KEYS.get(run.get("learner"))
-    floor = run.get(key) if key else None
-    ok = isinstance(floor, (int, float)) and not isinstance(floor, bool) and 0 <= floor < 1
-    return (float(floor) if ok else 0.0, 1.0)
+def hist_range(run, prefix) -> tuple:
+    """(low, high) of a run's histogram ``prefix``: its last logged ``<prefix>_low`` and
+    ``<prefix>_high`` (the learner states what its bins cover), else (0, 1)."""
+    def last(name, default):
+        series = run.metrics.get(f"{prefix}_{name}")
+        return float(series[1][-1]) if series is not None and len(series[1]) else default
+
+    low, high = last("low", 0.0), last("high", 1.0)
+    return (low, high) if low < high else (0.0, 1.0)
 
 
 def heatmaps(runs, prefix, label_by=None, until=None, window=1, notes=None) -> list:
@@ -523,7 +521,7 @@ def heatmaps(runs, prefix, label_by=None, until=None, window=1, notes=None) -> l
     out = []
     for j, first in enumerate(per_bin[0]):
         group = [r for r in complete if label_of(r, label_by) == first.label]
-        ranges = sorted({hist_range(r) for r in group})
+        ranges = sorted({hist_range(r, prefix) for r in group})
         if len(ranges) > 1:
             raise SuiteError(f"{first.label} pools runs whose {prefix} bins cover different ranges "
                              f"({', '.join(f'[{lo:g}, {hi:g}]' for lo, hi in ranges)}); separate them with "

@@ -1,7 +1,8 @@
 """Config loading, merging and validation (pymarl conventions, checked before any training).
 
 Order of precedence, lowest first: the host's default.yaml, the suite's config/default.yaml, the
-env YAML (config/envs/<env>.yaml), the algorithm YAML (config/algs/<alg>.yaml), then ``with``
+env YAML (config/envs/<env>.yaml), the algorithm YAML (config/algs/<alg>.yaml; either may extend
+another with ``base: <name>``, see ``named_yaml``), then ``with``
 updates (``key=value``, dotted keys for nesting, values parsed as YAML, as Sacred does). Every key
 must be known: a host key (types inferred from the host's YAMLs), a core key (typed with ranges,
 params.CORE_PARAMS), a plugin hyperparameter (declared with its type) or an env argument of the
@@ -19,7 +20,7 @@ import yaml
 
 from . import REPO_ROOT
 from .errors import SuiteError, closest, unknown
-from .params import CORE_PARAMS, Param, infer
+from .params import CORE_PARAMS, Param, check_env_args, infer  # noqa: F401 (check_env_args: old import path)
 from .registry import NAME_KEYS
 
 CONFIG_DIR = os.path.join(REPO_ROOT, "config")
@@ -60,12 +61,26 @@ def available(kind) -> list:
     return sorted(config_files(kind))
 
 
-def named_yaml(kind, name) -> dict:
+def named_yaml(kind, name, _children=()) -> dict:
+    """The YAML ``name`` of config/<kind> with its presets resolved: a file may name the preset it
+    extends (``base: remix``) and state only what differs; the base's keys come first, the file's
+    own keys override them (nested mappings such as env_args are merged key by key)."""
     files = config_files(kind)
     if name not in files:
+        if _children:
+            raise SuiteError(f"{files[_children[-1]]}: unknown base '{name}'{closest(name, files)}; "
+                             f"base names another file of config/{kind}")
         what = "--config" if kind == "algs" else "--env-config"
         raise unknown(f"{what} name", name, files)
-    return load_yaml(files[name])
+    if name in _children:
+        raise SuiteError(f"config/{kind}: the base presets form a circle: {' -> '.join((*_children, name))}")
+    data = load_yaml(files[name])
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise SuiteError(f"{files[name]}: base must be the name of another config/{kind} file, got {base!r}")
+    return merge(named_yaml(kind, base, (*_children, name)), data)
 
 
 def merge(base: dict, update: dict) -> dict:
@@ -189,24 +204,6 @@ def validate(config: dict, schema: dict, registry) -> dict:
     config["env_args"] = check_env_args(config["env"], config.get("env_args") or {}, spec.params)
     _check_consistency(config)
     return config
-
-
-def check_env_args(env, env_args, params):
-    if not isinstance(env_args, dict):
-        raise SuiteError(f"env_args must be a mapping, got {env_args!r}")
-    if params is None:  # open schema (host envs take extra keyword arguments)
-        return env_args
-    out = {}
-    for key, value in env_args.items():
-        if key not in params:
-            raise SuiteError(
-                f"unknown env_args key '{key}' for env '{env}'{closest(key, params)}; "
-                f"available: {', '.join(sorted(params))}"
-            )
-        out[key] = params[key].check(f"env_args.{key}", value)
-    for key, param in params.items():
-        out.setdefault(key, copy.deepcopy(param.default))
-    return out
 
 
 def _host_mixer_names():

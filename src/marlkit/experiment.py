@@ -177,6 +177,7 @@ def build(args, logger, vec_env, registry):
     args.n_agents, args.n_actions = env_info["n_agents"], env_info["n_actions"]
     args.state_shape, args.obs_shape = env_info["state_shape"], env_info["obs_shape"]
     args.unit_dim = env_info["obs_shape"]
+    args.components = registry.resolve(args)  # what components build by name is passed in, not looked up
     scheme, groups, preprocess = build_scheme(args, env_info, registry)
     buffer = host.ReplayBuffer(scheme, groups, args, args.buffer_size, env_info["episode_limit"] + 1,
                                preprocess=preprocess, device="cpu")

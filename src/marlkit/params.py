@@ -5,6 +5,7 @@ into a one-line ``SuiteError`` naming the key (DESIGN.md section 3).
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +67,29 @@ def _matches(value, types):
     if isinstance(value, tuple):
         return list in types
     return isinstance(value, tuple(types))
+
+
+def check_env_args(env, env_args, params):
+    """``env_args`` checked against an env's schema ({key: Param}) with defaults filled in.
+
+    Shared by config validation and by env factories (which may be called directly), so that it
+    lives here, below both. ``params=None`` is an open schema: the args pass through untouched.
+    """
+    if not isinstance(env_args, dict):
+        raise SuiteError(f"env_args must be a mapping, got {env_args!r}")
+    if params is None:  # open schema (host envs take extra keyword arguments)
+        return env_args
+    out = {}
+    for key, value in env_args.items():
+        if key not in params:
+            raise SuiteError(
+                f"unknown env_args key '{key}' for env '{env}'{closest(key, params)}; "
+                f"available: {', '.join(sorted(params))}"
+            )
+        out[key] = params[key].check(f"env_args.{key}", value)
+    for key, param in params.items():
+        out.setdefault(key, copy.deepcopy(param.default))
+    return out
 
 
 def infer(value) -> Param:

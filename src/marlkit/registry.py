@@ -116,35 +116,91 @@ class Registry:
             host_table.update(self.tables[kind])
         host.runners.update(self.tables["runner"])
 
+    def resolve(self, args) -> dict:
+        """Config key -> registered object, for every component the config ``args`` names.
+
+        The run puts this on ``args.components`` so a learner that builds a component by name (a
+        mixer, say) gets it passed in instead of asking a global registry. Names the host resolves
+        internally (e.g. mixer 'dmaq' of QPLEX) are left out.
+        """
+        found = {}
+        for key, kind in {**NAME_KEYS, "mixer": "mixer"}.items():
+            name = getattr(args, key, None)
+            if isinstance(name, str) and name in self.tables[kind]:
+                found[key] = self.tables[kind][name]
+        return found
+
     # ---- plugins ------------------------------------------------------------------------
     def load_plugins(self, dirs=None):
-        """Import every plugin package in ``dirs`` and call its ``register(self)``."""
-        for path in plugin_dirs() if dirs is None else dirs:
-            self._load_dir(os.path.abspath(path))
-        return self
+        """Import every plugin package in ``dirs`` and call its ``register(self)``.
 
-    def _load_dir(self, path):
-        if not os.path.isdir(path):
-            raise SuiteError(f"plugin directory '{path}' does not exist")
-        parent, package = os.path.split(path)
-        main = path == os.path.join(REPO_ROOT, "plugins")
-        if (parent if main else path) not in sys.path:
-            sys.path.insert(0, parent if main else path)
-        for name in sorted(os.listdir(path)):
-            if name.startswith(("_", ".")) or not os.path.isfile(os.path.join(path, name, "__init__.py")):
-                continue
-            module = importlib.import_module(f"{package}.{name}" if main else name)
-            if not callable(getattr(module, "register", None)):
-                raise SuiteError(f"plugin '{name}' ({path}) has no register(registry) function")
+        A plugin that builds on another names it in a module-level ``REQUIRES = ("other",)``; such
+        plugins are registered after the ones they require (otherwise in name order), and a missing
+        one is a one-line error.
+        """
+        dirs = plugin_dirs() if dirs is None else dirs
+        found = {}  # plugin name -> (module, its folder, shipped in the repository's plugins/)
+        for path in dirs:
+            for name, entry in self._import_dir(os.path.abspath(path)).items():
+                if name in found:
+                    raise SuiteError(f"plugin '{name}' is found twice: in {found[name][1]} and in {entry[1]}; "
+                                     f"remove or rename one")
+                found[name] = entry
+        for name in _dependency_order(found, dirs):
+            module, path, main = found[name]
             self._owner = f"plugin {name}"
             try:
                 module.register(self)
             finally:
                 self._owner = "marlkit"
             self.plugins.append(name)
-            own_config = os.path.join(path, name, "config")
+            own_config = os.path.join(path, "config")
             if not main and os.path.isdir(own_config):
                 self.config_dirs.append(own_config)
+        return self
+
+    def _import_dir(self, path) -> dict:
+        if not os.path.isdir(path):
+            raise SuiteError(f"plugin directory '{path}' does not exist")
+        parent, package = os.path.split(path)
+        main = path == os.path.join(REPO_ROOT, "plugins")
+        if (parent if main else path) not in sys.path:
+            sys.path.insert(0, parent if main else path)
+        found = {}
+        for name in sorted(os.listdir(path)):
+            if name.startswith(("_", ".")) or not os.path.isfile(os.path.join(path, name, "__init__.py")):
+                continue
+            module = importlib.import_module(f"{package}.{name}" if main else name)
+            if not callable(getattr(module, "register", None)):
+                raise SuiteError(f"plugin '{name}' ({path}) has no register(registry) function")
+            found[name] = (module, os.path.join(path, name), main)
+        return found
+
+
+def _dependency_order(found: dict, dirs) -> list:
+    """Plugin names with every plugin after those in its ``REQUIRES`` (name order otherwise)."""
+    order, state = [], {}  # state: 1 = being visited, 2 = done
+
+    def visit(name, chain):
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            raise SuiteError(f"plugins require each other in a circle: {' -> '.join(chain + [name])}")
+        state[name] = 1
+        requires = getattr(found[name][0], "REQUIRES", ())
+        if isinstance(requires, str) or not all(isinstance(r, str) for r in requires):
+            raise SuiteError(f"plugin '{name}': REQUIRES must be a tuple of plugin names, got {requires!r}")
+        for dep in requires:
+            if dep not in found:
+                raise SuiteError(f"plugin '{name}' requires plugin '{dep}', which is not installed "
+                                 f"(looked in {os.pathsep.join(map(str, dirs))}; add its folder to MARLKIT_PLUGINS)")
+            visit(dep, chain + [name])
+        state[name] = 2
+        order.append(name)
+
+    for name in sorted(found):
+        visit(name, [])
+    return order
 
 
 def plugin_dirs():

@@ -1,4 +1,6 @@
-"""The env registry entries: SMAC family (smax, sc2, sc2v2), matrix_game, and the host's envs.
+"""The generic env registry entries: SMAC family (smax, sc2, sc2v2), matrix_game, and the host's envs.
+
+Paper-specific tasks live in their plugins and register there with ``registry.add_env``.
 
 Heavy packages are imported lazily: JAX only when ``smax`` is built, smac/smacv2 only for real
 StarCraft II. Each entry is ``make(env_args, n_envs, seed) -> VecEnv`` plus its env_args schema.
@@ -39,17 +41,12 @@ def make_host_env(key):
 
 
 def register(reg):
-    from . import matrix_game, predator_prey, smax, starcraft
-    from . import aloha, coordination_game
+    from . import matrix_game, smax, starcraft
 
     reg.add_env("smax", smax.make, smax.PARAMS, "JaxMARL SMAX: SMAC-style maps on CPU")
     reg.add_env("sc2", starcraft.make_sc2, starcraft.SC2_PARAMS, "real SMAC (StarCraft II)")
     reg.add_env("sc2v2", starcraft.make_sc2v2, starcraft.SC2V2_PARAMS, "real SMACv2 (StarCraft II)")
     reg.add_env("matrix_game", matrix_game.make, matrix_game.PARAMS, "one-step n-agent matrix game")
-    reg.add_env("coordination_game", coordination_game.make, coordination_game.PARAMS,
-                "n-bit coordination game of the BN-policy paper (DAG-BN)")
-    reg.add_env("aloha", aloha.make, aloha.PARAMS, "Aloha packet transmission on a 2x5 grid (DAG-BN)")
-    reg.add_env("predator_prey", predator_prey.make, predator_prey.PARAMS, "grid predator-prey with miscapture punishment (ReMIX)")
     for key in HOST_ENV_KEYS:
         reg.add_env(key, make_host_env(key), None, f"the host's '{key}' envs")
 

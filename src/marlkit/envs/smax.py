@@ -33,7 +33,7 @@ import sys
 
 import numpy as np
 
-from ..config import check_env_args as check_schema
+from ..params import check_env_args as check_schema
 from ..errors import SuiteError
 from ..params import Param
 from .base import VecEnv

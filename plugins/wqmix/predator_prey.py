@@ -63,10 +63,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..config import check_env_args as check_schema
-from ..errors import SuiteError
-from ..params import Param
-from .base import VecEnv
+from marlkit.envs.base import VecEnv
+from marlkit.errors import SuiteError
+from marlkit.params import Param
+from marlkit.params import check_env_args as check_schema
 
 ACTIONS = ("right", "down", "left", "up", "stay", "catch")
 STAY, CATCH = 4, 5

@@ -46,10 +46,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import check_env_args
-from ..errors import SuiteError
-from ..params import Param
-from .base import VecEnv
+from marlkit.envs.base import VecEnv
+from marlkit.errors import SuiteError
+from marlkit.params import Param, check_env_args
 
 PUBLIC_BOUNDS = {2: 1, 3: 1, 5: 2, 10: 3}  # the public runs' difference bound per n
 MAX_EXACT_AGENTS = 8  # exact evaluation holds 2^n x 2^n tables

@@ -35,10 +35,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..config import check_env_args
-from ..errors import SuiteError
-from ..params import Param
-from .base import VecEnv
+from marlkit.envs.base import VecEnv
+from marlkit.errors import SuiteError
+from marlkit.params import Param, check_env_args
 
 PARAMS = {
     "rows": Param(int, 2, low=1, doc="grid rows"),
