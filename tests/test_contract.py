@@ -1,5 +1,6 @@
 """Contract tests: every algorithm config trains on a tiny env; every YAML validates; the plugin
 contract (registration, needs, extra fields, per-agent rewards, hyperparameters) holds."""
+import glob
 import json
 import os
 
@@ -63,7 +64,7 @@ def test_example_plugin_full_contract(tmp_path):
     assert "example" in registry.plugins
     updates = dict(example_scale=2.0, env_args={"n_agents": 3, "n_actions": 2})
     run_dir = run_tiny("example_alg", "example_split", tmp_path, **updates)
-    assert {"greedy_q", "reward", "actions_onehot"} <= IndividualQLearner.seen_fields
+    assert {"greedy_q", "episode_parity", "reward", "actions_onehot"} <= IndividualQLearner.seen_fields
     config = json.load(open(os.path.join(run_dir, "config.json")))
     assert config["example_scale"] == 2.0 and config["env_args"] == {"n_agents": 3, "n_actions": 2}
     with pytest.raises(SuiteError, match="example_scale"):
@@ -72,16 +73,64 @@ def test_example_plugin_full_contract(tmp_path):
         build_config("example_alg", "example_split", dict(updates, env_args={"n_agentz": 2}), registry)
 
 
+def test_example_plugin_hooks_reach_checkpoints(tmp_path):
+    """observe_episodes sees every training episode; the learner's counter and the env's state_dict
+    are in the checkpoint, and a resumed run continues from them."""
+    import torch as th
+
+    run_tiny("example_alg", "example_split", tmp_path, save_model=True, save_model_interval=60)
+    [last] = sorted(glob.glob(str(tmp_path / "models" / "example_alg" / "*" / "*")))[-1:]
+    step = max(os.listdir(last), key=int)
+    state = th.load(os.path.join(last, step, "suite_state.pt"), weights_only=False)
+    assert state["learner"]["observed_episodes"] == state["loop"]["episode"] > 0
+    assert state["env"]["episodes"] > state["loop"]["episode"]  # test episodes reset the env too
+    resumed = run_tiny("example_alg", "example_split", tmp_path, checkpoint_path=last, t_max=int(step) + 20)
+    assert json.load(open(os.path.join(resumed, "run.json")))["status"] == "COMPLETED"
+
+
+def test_components_are_checked_against_the_contract_when_added():
+    from example import IndividualQLearner, SplitRewardGame
+
+    reg = Registry()
+    reg._owner = "plugin demo"
+    with pytest.raises(SuiteError, match=r"^plugin demo: learner 'half' \(Half\) lacks cuda\(\), save_models\(\), "
+                                         r"load_models\(\) of the learner contract"):
+        reg.add("learner", "half", type("Half", (), {"train": lambda self, b, t, e: None}))
+    with pytest.raises(SuiteError, match="must be constructible as Odd\\(mac, scheme, logger, args\\)"):
+        reg.add("learner", "odd", type("Odd", (IndividualQLearner,), {"__init__": lambda self, args: None}))
+    with pytest.raises(SuiteError, match="must be a class"):
+        reg.add("mixer", "made", th_module())
+    with pytest.raises(SuiteError, match=r"env 'two' needs make\(env_args, n_envs, seed\)"):
+        reg.add_env("two", lambda env_args, n_envs: SplitRewardGame(n_envs))
+    with pytest.raises(SuiteError, match="params must be a dict"):
+        reg.add_env("loose", lambda env_args, n_envs, seed: SplitRewardGame(n_envs), {"n": 2})
+    with pytest.raises(SuiteError, match="scheme of controller"):
+        reg.add("controller", "bad_scheme", get_registry().get("controller", "basic_mac"), scheme={"f": 1})
+    reg.add_env("not_vec", lambda env_args, n_envs, seed: object())
+    with pytest.raises(SuiteError, match="env 'not_vec': make\\(\\) returned object, which lacks get_env_info"):
+        from marlkit.contract import check_env
+
+        check_env("not_vec", reg.get("env", "not_vec").make({}, 1, 0))
+
+
+def th_module():
+    from example import SumMixer
+
+    return SumMixer()
+
+
 def test_plugin_hyperparameter_defaults_are_recorded():
     config = build_config("qmix", "matrix_game", {}, get_registry())
     assert config["example_scale"] == 1.0
 
 
 def test_duplicate_and_unknown_names_are_clear():
+    from example import SumMixer
+
     reg = Registry()
-    reg.add("mixer", "sum", object)
+    reg.add("mixer", "sum", SumMixer)
     with pytest.raises(SuiteError, match="duplicate mixer name 'sum'"):
-        reg.add("mixer", "sum", object)
+        reg.add("mixer", "sum", SumMixer)
     with pytest.raises(SuiteError, match=r"unknown mixer 'summ' \(did you mean 'sum'\?\); available: sum"):
         reg.get("mixer", "summ")
     reg.add_params({"w": Param(float, 0.1)})

@@ -1,4 +1,4 @@
-"""Checkpoints that resume a run with nothing lost (DESIGN.md section 7).
+"""Checkpoints that resume a run with nothing lost (docs/DESIGN.md section 7).
 
 A checkpoint directory ``<models>/<t_env>/`` holds the learner's own files (pymarl-compatible:
 agent.th, mixer.th, opt.th, ...) plus ``suite_state.pt`` with everything else a resumed run needs:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 import warnings
 
-from .errors import SuiteError
+from .errors import SuiteError, command_line
 
 USAGE = "usage: python run.py --config=ALG --env-config=ENV [with key=value ...]"
 
@@ -53,16 +53,12 @@ def _help():
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated")  # sacred's import
-    try:
-        from .config import parse_updates
-        from .experiment import run
+    return command_line(lambda: _run(argv))
 
-        alg, env, tokens = parse_argv(argv)
-        run(alg, env, parse_updates(tokens))
-    except SuiteError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    return 0
+
+def _run(argv):
+    from .config import parse_updates
+    from .experiment import run
+
+    alg, env, tokens = parse_argv(argv)
+    run(alg, env, parse_updates(tokens))

@@ -20,7 +20,7 @@ import yaml
 
 from . import REPO_ROOT
 from .errors import SuiteError, closest, unknown
-from .params import CORE_PARAMS, Param, check_env_args, infer  # noqa: F401 (check_env_args: old import path)
+from .params import CORE_PARAMS, Param, check_env_args, infer
 from .registry import NAME_KEYS
 
 CONFIG_DIR = os.path.join(REPO_ROOT, "config")

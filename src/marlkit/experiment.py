@@ -1,6 +1,6 @@
 """One run: config -> Sacred run -> the training loop (pymarl's run_sequential), or evaluation.
 
-The whole data path of DESIGN.md section 4 is in ``run_sequential``: runner -> EpisodeBatch ->
+The whole data path of docs/DESIGN.md section 4 is in ``run_sequential``: runner -> EpisodeBatch ->
 ReplayBuffer -> learner.train -> logger, with periodic tests and checkpoints. The suite owns this
 loop (the host's hard-codes its batch scheme) but builds the host's buffer, controllers, agents
 and learners, and plugin ones, by name from the registry.
@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import numpy as np
 import torch as th
 
-from . import checkpoint, host
+from . import checkpoint, contract, host
 from .config import build_config
 from .errors import SuiteError
 from .registry import get_registry
@@ -85,6 +85,7 @@ def prepare(alg, env, updates, registry=None):
     seed_everything(config["seed"])
     registry.activate()
     vec_env = registry.get("env", config["env"]).make(config["env_args"], b, config["seed"])
+    contract.check_env(config["env"], vec_env)
     return config, vec_env, registry
 
 
@@ -202,7 +203,7 @@ def train_iteration(args, runner, buffer, learner, episode):
     episode_batch, _ = runner.run(test_mode=False)
     buffer.insert_episode_batch(episode_batch)
     observe = getattr(learner, "observe_episodes", None)
-    if observe is not None:  # optional learner hook: sees every new on-policy batch (e.g. ReMIX)
+    if observe is not None:  # optional learner hook (marlkit.contract): sees every new on-policy batch
         observe(episode_batch)
     for _ in range(args.num_circle):
         if buffer.can_sample(args.batch_size):

@@ -53,7 +53,7 @@ def host_config_dir():
 # registry for plugin learners and seeds it with the host's own mixers.
 mixers = {"vdn": VDNMixer, "qmix": QMixer}
 
-# Runners are owned by the suite (see DESIGN.md section 3); the host registry is not used.
+# Runners are owned by the suite (see docs/DESIGN.md section 3); the host registry is not used.
 runners: dict = {}
 
 __all__ = [

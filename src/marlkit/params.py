@@ -1,7 +1,7 @@
 """Typed hyperparameter declarations, shared by the suite, envs and plugins.
 
 A ``Param`` states a key's type, default and legal range once; ``Param.check`` turns a bad value
-into a one-line ``SuiteError`` naming the key (DESIGN.md section 3).
+into a one-line ``SuiteError`` naming the key (docs/DESIGN.md section 3).
 """
 from __future__ import annotations
 

@@ -4,7 +4,8 @@ Plugins are packages under ``plugins/`` (and under the directories listed in the
 variable ``MARLKIT_PLUGINS``) whose ``__init__.py`` defines ``register(registry)``. Components are
 added by name; names a config asks for are resolved here, and at run time the learner, controller,
 agent and action-selector tables are copied into the host's registries so a plugin component is
-built exactly like a stock one (DESIGN.md section 3).
+built exactly like a stock one. Each component a plugin adds is checked against the contract of
+its kind (marlkit.contract) when it is added (docs/DESIGN.md section 3).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from . import REPO_ROOT, host
+from . import REPO_ROOT, contract, host
 from .errors import SuiteError, unknown
 from .params import Param
 
@@ -72,13 +73,20 @@ class Registry:
                 f"duplicate {kind} name '{name}': registered by '{self.owners[(kind, name)]}' "
                 f"and again by '{self._owner}'; rename one of them"
             )
+        if not self._owner.startswith("host "):  # the host's stock components are the contract's model
+            contract.check(kind, name, obj, self._owner)
+        if scheme is not None and not callable(scheme):
+            raise SuiteError(f"{self._owner}: scheme of {kind} '{name}' must be a callable "
+                             "(args, env_info) -> {field: {'vshape': ...}}")
         self.tables[kind][name] = obj
         self.owners[(kind, name)] = self._owner
         if scheme is not None or individual_rewards:
             self.needs[(kind, name)] = Needs(scheme, individual_rewards)
 
     def add_env(self, name, make, params=None, doc=""):
-        """Register an env family; ``params`` is its env_args schema ({key: Param})."""
+        """Register an env family; ``params`` is its env_args schema ({key: Param}) or None (open)."""
+        if params is not None and not (isinstance(params, dict) and all(isinstance(p, Param) for p in params.values())):
+            raise SuiteError(f"{self._owner}: env '{name}' params must be a dict {{key: marlkit.params.Param}} or None")
         self.add("env", name, EnvSpec(make, params, doc))
 
     def add_params(self, params: dict):

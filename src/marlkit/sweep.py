@@ -33,7 +33,6 @@ afterwards (the summary names the node of each failed job and shows the end of i
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shlex
@@ -45,7 +44,7 @@ import time
 from dataclasses import dataclass, field
 
 from . import REPO_ROOT
-from .errors import SuiteError
+from .errors import ArgumentParser, SuiteError, command_line
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 DEFAULT_SEEDS = (1, 2, 3)
@@ -141,11 +140,6 @@ def check_names(kind, names):
 
 # ---------------------------------------------------------------------------------------- command line
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise SuiteError(message)
-
-
 def _names(values):
     return [n for v in values for n in v.split(",") if n]
 
@@ -157,7 +151,7 @@ def parse_args(argv):
     if "with" in argv:
         i = argv.index("with")
         argv, extra = argv[:i], argv[i + 1:]
-    p = _Parser(prog="python -m marlkit.sweep",
+    p = ArgumentParser(prog="python -m marlkit.sweep",
                 description="Run configs x env configs x seeds in parallel (locally or on Ray). "
                             "Tokens after 'with' go to every job.",
                 usage="%(prog)s --configs A [B ...] --env-configs E [F ...] [options] [with key=value ...]")
@@ -402,14 +396,7 @@ def sweep(argv=None, stream=None) -> int:
 
 
 def main(argv=None) -> int:
-    try:
-        return sweep(argv)
-    except SuiteError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted: running jobs were stopped", file=sys.stderr)
-        return 130
+    return command_line(lambda: sweep(argv), interrupted="interrupted: running jobs were stopped")
 
 
 if __name__ == "__main__":

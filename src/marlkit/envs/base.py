@@ -1,4 +1,4 @@
-"""The batched env interface the suite's runners step (DESIGN.md sections 4-5).
+"""The batched env interface the suite's runners step (docs/DESIGN.md sections 4-5).
 
 A ``VecEnv`` holds ``n_envs`` episodes of one task and steps them together, which lets numpy and
 JAX envs advance a whole batch per call. Arrays are indexed [env, agent, ...]. ``SerialVecEnv``
