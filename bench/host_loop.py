@@ -44,10 +44,13 @@ QUIET = {"test_interval": 10**9, "log_interval": 10**9, "runner_log_interval": 1
          "learner_log_interval": 10**9, "use_tensorboard": False, "save_model": False}
 
 
+THREADS = [1]  # torch_threads of both loops (--threads); prepare() applies it to this process
+
+
 def updates(runner, steps, seed):
     """The run's `with` updates: task, runner, length; one test episode batch at the start (both
     loops run it), no logging or saving inside the timed loop."""
-    return {**TASK, **RUNNERS[runner], **QUIET, "t_max": steps, "seed": seed,
+    return {**TASK, **RUNNERS[runner], **QUIET, "t_max": steps, "seed": seed, "torch_threads": THREADS[0],
             "test_nepisode": RUNNERS[runner].get("batch_size_run", 1)}
 
 
@@ -117,9 +120,10 @@ def main(argv=None):
                         "the parallel runner runs 4x as many)")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="torch_threads of both loops")
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "bench", "host_loop.json"))
     opts = parser.parse_args(argv)
-    th.set_num_threads(1)
+    THREADS[0] = opts.threads
     for loop in LOOPS.values():  # first-use costs (imports: torch._dynamo via Adam, the env packages) before timing
         loop("episode", 200, opts.seed)
     rows = {runner: {"host": [], "suite": []} for runner in opts.runners}
@@ -139,7 +143,7 @@ def main(argv=None):
                       "obs_last_action=False): env steps/s of a whole training run of --steps env steps, "
                       "learning included, the host's run_sequential vs the suite's, interleaved",
               "updates": {r: updates(r, opts.steps * (4 if r == "parallel" else 1), opts.seed) for r in opts.runners},
-              "rounds": opts.rounds, "torch_threads": 1, "python": platform.python_version(),
+              "rounds": opts.rounds, "torch_threads": opts.threads, "python": platform.python_version(),
               "torch": th.__version__, "cpus": os.cpu_count(), "load_before": os.getloadavg(), "results": {}}
     for runner, loops in rows.items():
         ratios = [h["steps_per_second"] / s["steps_per_second"] for h, s in zip(loops["host"], loops["suite"])]
