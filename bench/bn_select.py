@@ -64,10 +64,10 @@ DESCRIBE = ("mac", "agent", "action_selector", "hidden_dim", "use_rnn", "obs_las
 class Setting:
     """One controller on one (env, n, envs), built once, with one collected episode to act on."""
 
-    def __init__(self, name, env, n, n_envs, seed):
+    def __init__(self, name, env, n, n_envs, seed, threads=1):
         alg, updates = CONTROLLERS[name]
         updates = dict(updates, seed=seed, env_args=ENVS[env](n), batch_size_run=n_envs,
-                       buffer_size=n_envs, batch_size=n_envs)
+                       buffer_size=n_envs, batch_size=n_envs, torch_threads=threads)
         with contextlib.redirect_stdout(io.StringIO()):
             self.args, self.runner, _, self.mac, _ = offline(alg, env, updates)
         assert self.args.n_agents == n and self.runner.batch_size == n_envs
@@ -215,7 +215,6 @@ def main(argv=None):
     parser.add_argument("--no-breakdown", action="store_true", help="skip the BN part timings and the cProfile")
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "bench", "bn_select.json"))
     opts = parser.parse_args(argv)
-    th.set_num_threads(opts.threads)
     opts.only = ["mappo"] + [name for name in opts.only if name != "mappo"]
 
     settings = {}
@@ -223,7 +222,7 @@ def main(argv=None):
         for b in opts.envs:
             for name in opts.only:
                 print(f"building {name} n={n} envs={b}", flush=True)
-                settings[f"{name}/n{n}/envs{b}"] = Setting(name, opts.env, n, b, opts.seed)
+                settings[f"{name}/n{n}/envs{b}"] = Setting(name, opts.env, n, b, opts.seed, opts.threads)
 
     per_round = interleaved({key: s.call for key, s in settings.items()}, opts.calls, opts.rounds, verbose=True)
 

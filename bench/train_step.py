@@ -36,9 +36,9 @@ ALGS = {"qmix": "remix_qmix", "ow_qmix": "ow_qmix", "remix": "remix"}
 ENVS = {"smax": {"env_args": {"map_name": "3m"}}, "matrix_game": {}}
 
 
-def collect(env, batch_size, seed):
+def collect(env, batch_size, seed, threads=1):
     """A batch of ``batch_size`` real episodes, the episodes themselves, and the run's objects."""
-    updates = dict(ENVS[env], seed=seed, batch_size=batch_size, buffer_size=max(batch_size, 64))
+    updates = dict(ENVS[env], seed=seed, batch_size=batch_size, buffer_size=max(batch_size, 64), torch_threads=threads)
     with contextlib.redirect_stdout(io.StringIO()):
         args, runner, buffer, mac, _ = offline("remix_qmix", env, updates)
     episodes = []
@@ -83,7 +83,7 @@ def main(argv=None):
 
     registry = get_registry()
     print(f"collecting {opts.batch_size} episodes on {opts.env}", flush=True)
-    base_args, buffer, batch, episodes, t_env = collect(opts.env, opts.batch_size, opts.seed)
+    base_args, buffer, batch, episodes, t_env = collect(opts.env, opts.batch_size, opts.seed, opts.threads)
     learners = {}
     for name, alg in ALGS.items():
         learners[name] = build_learner(alg, opts.env, base_args, buffer, opts.batch_size, opts.seed, registry)

@@ -52,7 +52,8 @@ class FixedMAC:
         pass
 
     def select_actions(self, batch, t_ep, t_env, bs, test_mode=False):
-        return th.ones(len(bs), 2, dtype=th.long), {}
+        rows = batch.batch_size if isinstance(bs, slice) else len(bs)  # pymarl's bs: a slice or env indices
+        return th.ones(rows, 2, dtype=th.long), {}
 
 
 def make_runner(ends, limit):
@@ -175,3 +176,31 @@ def test_undeclared_env_extras_are_not_written_or_asked_for():
 
 def test_vec_env_has_no_extras_by_default():
     assert VecEnv().get_extras() == {}
+
+
+def test_writer_matches_episode_batch_update():
+    """The runner's in-place writer stores exactly what EpisodeBatch.update stores (dtype casts,
+    actions -> actions_onehot), for all envs (views) and for a subset of rows."""
+    from marlkit.host import EpisodeBatch
+    from marlkit.runners import ALL, _Writer
+
+    args = runner_args(test_nepisode=3, env="scripted")
+    info = {"state_shape": 2, "obs_shape": 3, "n_actions": 4, "n_agents": 2, "episode_limit": 5}
+    scheme, groups, preprocess = build_scheme(args, info, get_registry())
+    rng = np.random.default_rng(0)
+    mine, theirs = (EpisodeBatch(scheme, groups, 3, 6, preprocess=preprocess) for _ in range(2))
+    for rows, t in ((ALL, 0), (np.array([0, 2]), 1), (ALL, 2), (np.array([1]), 4)):
+        k = 3 if rows is ALL else len(rows)
+        obs = {"state": rng.normal(size=(k, 2)).astype(np.float32), "obs": rng.normal(size=(k, 2, 3)).astype(np.float32),
+               "avail_actions": rng.integers(0, 2, size=(k, 2, 4)).astype(np.float32)}
+        step = {"actions": th.as_tensor(rng.integers(0, 4, size=(k, 2))), "reward": rng.normal(size=(k, 1)).astype(np.float32),
+                "terminated": rng.integers(0, 2, size=k).astype(bool)}
+        _Writer(mine)(obs, rows, t, mark_filled=True)
+        _Writer(mine)(step, rows, t)
+        theirs.update({key: th.as_tensor(v, dtype=scheme[key].get("dtype", th.float32)) for key, v in obs.items()},
+                      bs=rows, ts=t)
+        theirs.update({"actions": step["actions"].unsqueeze(-1), "reward": th.as_tensor(step["reward"]),
+                       "terminated": th.as_tensor(step["terminated"], dtype=th.uint8)[:, None]}, bs=rows, ts=t, mark_filled=False)
+    for key, value in theirs.data.transition_data.items():
+        assert th.equal(mine[key], value), key
+    assert mine["actions_onehot"].sum() == 2 * (3 + 2 + 3 + 1)  # one-hot rows written: one per agent and env step

@@ -65,6 +65,12 @@ def test_results_path_and_child_env(tmp_path):
     assert env == {"PATH": "/bin", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "4"}
 
 
+def test_job_threads_follow_torch_threads():
+    assert sweep.job_threads(sweep.expand(["qmix"], ["smax"], [1], ["t_max=10"])) == "1"
+    jobs = sweep.expand(["qmix"], ["smax"], [1, 2], ["torch_threads=2"])
+    assert sweep.job_threads(jobs) == "2" and sweep.child_env({}, threads="2")["OMP_NUM_THREADS"] == "2"
+
+
 def test_dry_run_prints_commands(tmp_path, capsys):
     res = tmp_path / "res"
     code = sweep.main(["--configs", "qmix", "vdn", "--env-configs", "matrix_game", "--seeds", "1", "2",

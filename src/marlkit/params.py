@@ -134,4 +134,6 @@ CORE_PARAMS = {
     "grad_norm_clip": Param(float, 10, low=0.0),
     "target_update_interval_or_tau": Param((int, float), 200, low=0.0),
     "seed": Param(int, None, low=0, high=2**31 - 1, nullable=True),
+    "torch_threads": Param(**POS_INT, default=1, doc="CPU threads of torch (and XLA) in this run, set before "
+                           "anything is built; 1 keeps parallel runs from oversubscribing the cores"),
 }

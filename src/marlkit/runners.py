@@ -46,52 +46,58 @@ class Runner:
     def close_env(self):
         self.env.close()
 
-    def _put(self, batch, arrays, envs, t):
-        """Write numpy arrays into the batch, cast to the scheme's dtypes."""
-        batch.update({k: th.as_tensor(v, dtype=self.scheme[k].get("dtype", th.float32)) for k, v in arrays.items()},
-                     bs=envs, ts=t)
-
-    def _observe(self, batch, envs, t):
-        if len(envs):
-            arrays = {"state": self.env.get_state()[envs], "avail_actions": self.env.get_avail_actions()[envs],
-                      "obs": self.env.get_obs()[envs]}
-            if self._extra_fields:  # the env's optional per-step arrays, only those the scheme declares
-                arrays.update({k: v[envs] for k, v in self.env.get_extras().items() if k in self._extra_fields})
-            self._put(batch, arrays, envs, t)
+    def _observation(self, rows):
+        """obs, state, avail actions (and the declared extras) of the envs ``rows`` (a slice or an
+        index array), as numpy arrays (views when ``rows`` is a slice)."""
+        arrays = {"state": self.env.get_state()[rows], "avail_actions": self.env.get_avail_actions()[rows],
+                  "obs": self.env.get_obs()[rows]}
+        if self._extra_fields:  # the env's optional per-step arrays, only those the scheme declares
+            arrays.update({k: v[rows] for k, v in self.env.get_extras().items() if k in self._extra_fields})
+        return arrays
 
     def run(self, test_mode=False):
-        """One episode in every env; returns (EpisodeBatch, list of episode returns)."""
+        """One episode in every env; returns (EpisodeBatch, list of episode returns).
+
+        Per step two writes into the batch: the step (actions, controller extras, reward,
+        terminated) at t and the next observation at t + 1. While every env is active they go
+        into views of the batch (``bs=slice(None)``, as pymarl's EpisodeRunner); afterwards into
+        the rows of the active envs."""
         batch = self.new_batch()
         self.env.reset()
         self.mac.init_hidden(batch_size=self.batch_size)
-        n, all_envs = self.batch_size, np.arange(self.batch_size)
+        n, everyone = self.batch_size, np.arange(self.batch_size)
         active = np.ones(n, dtype=bool)
         returns = np.zeros(n)
         lengths = np.zeros(n, dtype=np.int64)
         final_infos = [{} for _ in range(n)]
-        self._observe(batch, all_envs, 0)
+        write = _Writer(batch)
+        write(self._observation(ALL), ALL, 0, mark_filled=True)
         t = 0
-        while active.any():
-            envs = np.flatnonzero(active)
-            actions, extra = _split(self.mac.select_actions(batch, t_ep=t, t_env=self.t_env, bs=envs, test_mode=test_mode))
-            step_data = {"actions": actions.unsqueeze(1)}
-            step_data.update({k: v for k, v in extra.items() if k in self.scheme})
-            batch.update(step_data, bs=envs, ts=t, mark_filled=False)
-            full = np.zeros((n, self.env_info["n_agents"]), dtype=np.int64)
-            full[envs] = actions.cpu().numpy()
-            rewards, terminated, infos = self.env.step(full, active)
-            rewards = np.asarray(rewards, dtype=np.float32)[envs]
-            stored = self._reward_field(rewards)
+        while True:
+            envs = everyone if active.all() else np.flatnonzero(active)
+            rows = ALL if len(envs) == n else envs
+            actions, extra = _split(self.mac.select_actions(batch, t_ep=t, t_env=self.t_env, bs=rows, test_mode=test_mode))
+            chosen = actions.cpu().numpy()
+            if rows is not ALL:
+                chosen = np.zeros((n, *chosen.shape[1:]), dtype=chosen.dtype)
+                chosen[envs] = actions.cpu().numpy()
+            rewards, terminated, infos = self.env.step(chosen, active)
+            rewards = np.asarray(rewards, dtype=np.float32)[rows]
+            ended = np.asarray(terminated, dtype=bool)[rows]
             bootstrap = np.array([not infos[i].get("episode_limit", False) for i in envs])
-            self._put(batch, {"reward": stored, "terminated": (terminated[envs] & bootstrap)[:, None]}, envs, t)
-            returns[envs] += rewards.reshape(len(envs), -1).sum(-1) if rewards.ndim > 1 else rewards
-            lengths[envs] += 1
+            step = {"actions": actions, "reward": self._reward_field(rewards), "terminated": (ended & bootstrap)}
+            step.update({k: v for k, v in extra.items() if k in self.scheme})
+            write(step, rows, t)
+            returns[rows] += rewards.reshape(len(envs), -1).sum(-1) if rewards.ndim > 1 else rewards
+            lengths[rows] += 1
             t += 1
-            self._observe(batch, envs, t)  # next observation, also after the last step (targets use it)
-            for i in envs[terminated[envs]]:
+            write(self._observation(rows), rows, t, mark_filled=True)  # also after the last step (targets use it)
+            for i in envs[ended]:
                 final_infos[i] = infos[i]
-            active[envs] = ~terminated[envs]
-            if t >= self.episode_limit and active.any():
+            active[envs[ended]] = False
+            if not active.any():
+                break
+            if t >= self.episode_limit:
                 raise RuntimeError(f"env did not terminate at its episode_limit={self.episode_limit}")
         if not test_mode:
             self.t_env += int(lengths.sum())
@@ -136,6 +142,45 @@ class Runner:
             self.logger.log_stat(prefix + k + "_mean", v / n, self.t_env)
         returns.clear()
         stats.clear()
+
+
+ALL = slice(None)  # every env of the batch: indexing with it gives views, writing through it no copies
+
+
+class _Writer:
+    """Writes one time step of several fields into an EpisodeBatch in place.
+
+    The same result as ``EpisodeBatch.update(data, bs=rows, ts=t)`` (values cast to the field's
+    dtype, the scheme's preprocessing, e.g. actions -> actions_onehot, applied), without its
+    per-call list and shape checks or tensor copies of numpy inputs: numpy arrays are wrapped
+    without copying and copied once, into a view of the batch when ``rows`` is ``ALL`` or into
+    the given rows otherwise. Shapes must match the field exactly up to size-1 dimensions.
+    """
+
+    def __init__(self, batch):
+        self.data, self.filled = batch.data.transition_data, batch.data.transition_data["filled"]
+        self.preprocess = batch.preprocess
+
+    def __call__(self, arrays, rows, t, mark_filled=False):
+        index = (rows, t) if rows is ALL else (th.as_tensor(rows), t)
+        if mark_filled:
+            self.filled[index] = 1
+        for key, value in arrays.items():
+            dest = self.data[key]
+            value = th.from_numpy(np.ascontiguousarray(value)) if isinstance(value, np.ndarray) else value
+            if rows is ALL:
+                view = dest[:, t]
+                view.copy_(value.reshape(view.shape))
+            else:
+                view = None
+                dest[index] = value.reshape(len(rows), *dest.shape[2:]).to(dest.dtype)
+            if key in self.preprocess:
+                out_key, transforms = self.preprocess[key]
+                value = view if view is not None else dest[index]
+                for transform in transforms:
+                    value = transform.transform(value)
+                out = self.data[out_key]
+                out[index] = value.reshape(-1, *out.shape[2:]) if rows is not ALL else value.reshape(out[:, t].shape)
 
 
 def _split(selected):

@@ -7,7 +7,8 @@ Usage (from anywhere; jobs always run from the repository root)::
 
 Every job is the subprocess ``<python> run.py --config=A --env-config=E with seed=S <with-tokens>``
 (the tokens after the literal ``with`` go to every job), started in the repository root with
-``OMP_NUM_THREADS=1`` and ``MKL_NUM_THREADS=1`` unless those are set already, so that parallel jobs
+``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS`` set to the jobs' ``torch_threads`` (a with-token; default
+1, the config default every run applies to torch) unless those are set already, so that parallel jobs
 do not oversubscribe the cores with torch/BLAS threads. A job's stdout and stderr go to
 ``<local_results_path>/sweeps/<name>/<alg>_<env>_seed<S>.log``; ``sweep.json`` next to the logs
 records the commands, exit codes and durations. Each job is its own Sacred run: Sacred's
@@ -92,12 +93,21 @@ def expand(configs, env_configs, seeds, extra=()) -> list:
     return [Job(c, e, int(s), tuple(extra)) for c in configs for e in env_configs for s in seeds]
 
 
-def child_env(base=None) -> dict:
-    """Environment of a job: one BLAS/OpenMP thread unless the caller chose otherwise."""
+def child_env(base=None, threads="1") -> dict:
+    """Environment of a job: ``threads`` BLAS/OpenMP threads unless the caller chose otherwise."""
     env = dict(os.environ if base is None else base)
     for var in THREAD_VARS:
-        env.setdefault(var, "1")
+        env.setdefault(var, threads)
     return env
+
+
+def job_threads(jobs) -> str:
+    """CPU threads of each job: its ``torch_threads`` with-token, else 1 (the config default, which
+    every run applies to torch itself; the thread variables cover BLAS/OpenMP outside torch)."""
+    for token in jobs[0].extra if jobs else ():
+        if token.startswith("torch_threads="):
+            return token.split("=", 1)[1].strip()
+    return "1"
 
 
 def results_path(extra) -> str:
@@ -233,7 +243,7 @@ def _tail(path, lines=TAIL_LINES) -> str:
 def run_local(jobs, sweep_dir, workers, progress, python=None, poll=0.2) -> list:
     """Run the jobs as subprocesses, at most ``workers`` at once; Results in order of completion."""
     pending, running, results = list(jobs), [], []
-    env = child_env()
+    env = child_env(threads=job_threads(jobs))
     try:
         while pending or running:
             while pending and len(running) < workers:
@@ -320,7 +330,7 @@ def run_ray(jobs, sweep_dir, address, progress, cpus_per_job=1.0, python=None) -
     refs = {}
     try:
         task = ray.remote(make_task()).options(num_cpus=cpus_per_job, max_retries=0)
-        env_updates = {var: "1" for var in THREAD_VARS}
+        env_updates = {var: job_threads(jobs) for var in THREAD_VARS}
         refs = {task.remote(job.command(python), REPO_ROOT, job.log_path(sweep_dir), env_updates): job
                 for job in jobs}
         results, waiting = [], list(refs)
