@@ -246,6 +246,27 @@ def test_seeding_and_reward_scale(make3m):
     assert not np.array_equal(first, same.get_state())
 
 
+def test_normalise_state_scales_positions_and_cooldowns(make3m):
+    """Same seed and actions: the normalised state is the raw one with x, y / 32 and cooldowns
+    clipped at 0 and divided by the marine's 0.61 s; obs, rewards and ends are unchanged."""
+    raw = run_episode(make3m(seed=3), masked_random, np.random.default_rng(1))
+    scaled = run_episode(make3m(seed=3, normalise_state=True), masked_random, np.random.default_rng(1))
+    assert len(raw) == len(scaled) > 5
+    saw_negative_cooldown = False
+    for r, s in zip(raw, scaled):
+        np.testing.assert_array_equal(r[1], s[1])
+        np.testing.assert_array_equal(r[4], s[4])
+        units_raw, units = r[2][:, :60].reshape(N_ENVS, 6, 10), s[2][:, :60].reshape(N_ENVS, 6, 10)
+        expected = units_raw.copy()
+        expected[..., 1:3] /= 32.0
+        expected[..., 3] = np.maximum(expected[..., 3], 0.0) / 0.61
+        saw_negative_cooldown |= bool((units_raw[..., 3] < -1.0).any())
+        np.testing.assert_allclose(units, expected, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(r[2][:, 60:], s[2][:, 60:])
+        assert units[..., 1:4].min() >= 0.0 and units[..., 1:3].max() <= 1.0 and units[..., 3].max() < 2.0
+    assert saw_negative_cooldown  # the raw state needed it: idle cooldowns fall without bound
+
+
 # ---- the `visible` extra ------------------------------------------------------------------
 UNIT_FEATURES = 13  # SMAX unit_list obs: 13 features per other unit, allies first, health first
 

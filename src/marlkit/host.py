@@ -19,6 +19,7 @@ except ImportError as exc:  # pragma: no cover - exercised only on broken instal
     ) from exc
 
 from pymarlzooplus.components.action_selectors import REGISTRY as action_selectors  # noqa: E402
+from pymarlzooplus.components.action_selectors import SoftPoliciesSelector  # noqa: E402
 from pymarlzooplus.components.episode_buffer import EpisodeBatch, ReplayBuffer  # noqa: E402
 from pymarlzooplus.components.transforms import OneHot  # noqa: E402
 from pymarlzooplus.controllers import REGISTRY as controllers  # noqa: E402
@@ -59,5 +60,5 @@ runners: dict = {}
 __all__ = [
     "HOST_PACKAGE", "action_selectors", "EpisodeBatch", "ReplayBuffer", "OneHot", "controllers",
     "BasicMAC", "critics", "learners", "agents", "RNNAgent", "QMixer", "VDNMixer", "Logger",
-    "build_td_lambda_targets", "host_envs", "host_config_dir", "mixers", "runners",
+    "build_td_lambda_targets", "SoftPoliciesSelector", "host_envs", "host_config_dir", "mixers", "runners",
 ]

@@ -221,9 +221,11 @@ def builtin_registry() -> Registry:
     """A registry holding the host's stock components and the suite's runners and envs."""
     reg = Registry()
     reg._owner = f"host {host.HOST_PACKAGE}"
+    from .selectors import REPLACED  # host components the suite fixes (e.g. greedy test episodes)
+
     for kind, stock in _STOCK.items():
         for name, obj in stock.items():
-            reg.add(kind, name, obj)
+            reg.add(kind, name, REPLACED.get((kind, name), obj))
     for name, obj in host.mixers.items():
         reg.add("mixer", name, obj)
     reg._owner = "marlkit"

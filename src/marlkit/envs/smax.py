@@ -62,6 +62,10 @@ PARAMS = {
     "enemy_shoots": Param(bool, True, doc="heuristic enemies attack (False: they only move)"),
     "attack_mode": Param(str, "closest", choices=("closest", "random"),
                          doc="how heuristic enemies pick a target in range"),
+    "normalise_state": Param(bool, False,
+                             doc="state positions / map size, weapon cooldowns / the unit type's "
+                                 "cooldown, clipped at 0 (SMAX's raw state has positions 0-32 and "
+                                 "cooldowns falling without bound while a unit does not shoot)"),
 }
 
 
@@ -106,14 +110,14 @@ def check_env_args(env_args: dict) -> dict:
 _COMPILED: dict = {}
 
 
-def _compiled(map_name, env_kwargs, n_envs):
-    key = (map_name, tuple(sorted(env_kwargs.items())), n_envs)
+def _compiled(map_name, env_kwargs, n_envs, normalise_state=False):
+    key = (map_name, tuple(sorted(env_kwargs.items())), n_envs, normalise_state)
     if key not in _COMPILED:
-        _COMPILED[key] = _compile(map_name, env_kwargs, n_envs)
+        _COMPILED[key] = _compile(map_name, env_kwargs, n_envs, normalise_state)
     return _COMPILED[key]
 
 
-def _compile(map_name, env_kwargs, n_envs):
+def _compile(map_name, env_kwargs, n_envs, normalise_state=False):
     jax, jnp, jaxmarl = _jax_modules()
     from jaxmarl.environments.smax import map_name_to_scenario
 
@@ -134,12 +138,26 @@ def _compile(map_name, env_kwargs, n_envs):
         dist = jnp.linalg.norm(pos[None, :, :] - pos[:, None, :], axis=-1)  # [i, j]: |pos_j - pos_i|
         return ((dist < sight[:, None]) & alive[:, None] & alive[None, :]).astype(jnp.float32)
 
+    def scaled_state(world_state, smax_state):
+        """SMAX's world state (per unit: health, x, y, weapon cooldown, type bits; then teams and
+        types) with x, y in [0, 1] and cooldowns in [0, ~1.5] as in SMAX's own observations;
+        dead units' rows stay 0."""
+        n_units, n_features = n_allies + n_enemies, len(env.own_features)
+        units = world_state[: n_units * n_features].reshape(n_units, n_features)
+        size = jnp.array([env.map_width, env.map_height], dtype=units.dtype)
+        cooldown = jnp.maximum(units[:, 3], 0.0) / env.unit_type_weapon_cooldowns[smax_state.unit_types]
+        units = units.at[:, 1:3].divide(size).at[:, 3].set(cooldown)
+        return jnp.concatenate([units.reshape(-1), world_state[n_units * n_features:]])
+
     def observe(obs_dict, state):
         obs = jnp.stack([obs_dict[a] for a in agents]).astype(jnp.float32)
         avail_dict = env.get_avail_actions(state)
         avail = jnp.stack([avail_dict[a] for a in agents]).astype(jnp.float32)
         avail = avail.at[:, STOP_ACTION].set(1.0)
-        return obs, obs_dict["world_state"].astype(jnp.float32), avail, visible_allies(state.state)
+        world_state = obs_dict["world_state"].astype(jnp.float32)
+        if normalise_state:
+            world_state = scaled_state(world_state, state.state)
+        return obs, world_state, avail, visible_allies(state.state)
 
     def reset_one(key):
         reset_key, chain = jax.random.split(key)
@@ -190,7 +208,8 @@ class SmaxVecEnv(VecEnv):
 
     def __init__(self, n_envs, map_name="3m", reward_scale=10.0, episode_limit=None, seed=None,
                  see_enemy_actions=True, walls_cause_death=True, won_battle_bonus=1.0,
-                 world_steps_per_env_step=8, enemy_shoots=True, attack_mode="closest"):
+                 world_steps_per_env_step=8, enemy_shoots=True, attack_mode="closest",
+                 normalise_state=False):
         if n_envs < 1:
             raise SuiteError(f"smax needs n_envs >= 1, got {n_envs}")
         kwargs = dict(see_enemy_actions=see_enemy_actions, walls_cause_death=walls_cause_death,
@@ -200,7 +219,7 @@ class SmaxVecEnv(VecEnv):
         # SMAX's own limit is pushed out of reach; the step function applies episode_limit (a
         # traced argument, so envs differing only in episode_limit share one compilation).
         kwargs["max_steps"] = 2**30
-        self.env, self._reset_fn, self._step_fn = _compiled(map_name, kwargs, n_envs)
+        self.env, self._reset_fn, self._step_fn = _compiled(map_name, kwargs, n_envs, normalise_state)
         self._jax, jnp, _ = _jax_modules()
         self.map_name = map_name
         self.n_envs = n_envs
