@@ -15,7 +15,10 @@ from marlkit.registry import Registry, builtin_registry, get_registry
 ALGS = available("algs")
 ENVS = available("envs")
 # The tiny env each algorithm is trained on (per-agent-reward algorithms need such an env).
-TINY_ENV = {"example_alg": "example_split"}
+# The host's MADDPG learner masks by `terminated` only, so one-step episodes (matrix_game) leave it
+# nothing to average: the MADDPG family trains on the 25-step mpe_tag.
+TINY_ENV = {"example_alg": "example_split",
+            **{alg: "mpe_tag" for alg in ("maddpg", "rgmcomm_maddpg", "commnet_maddpg", "tarmac_maddpg")}}
 
 
 def test_stock_baselines_are_shipped():

@@ -129,7 +129,14 @@ def check(kind: str, name: str, obj, owner: str) -> None:
     protocol, ctor_args = PROTOCOLS[kind]
     where = f"{owner}: {kind} '{name}' ({getattr(obj, '__name__', type(obj).__name__)})"
     if not isinstance(obj, type):
-        raise SuiteError(f"{where} must be a class (the run builds it by name), got an instance")
+        # A factory function (e.g. one composing a wrapper over a base class chosen by config) is
+        # allowed: its product is checked when built; only its call signature is checked here.
+        if not inspect.isfunction(obj):
+            raise SuiteError(f"{where} must be a class or a factory function (the run builds it by name), "
+                             f"got an instance")
+        if ctor_args is not None and not _accepts(obj, len(ctor_args)):
+            raise SuiteError(f"{where} must be callable as {obj.__name__}({', '.join(ctor_args)})")
+        return
     missing = [m for m in members(protocol) if not callable(getattr(obj, m, None))]
     if missing:
         raise SuiteError(f"{where} lacks {', '.join(m + '()' for m in missing)} of the {kind} contract "

@@ -8,6 +8,7 @@ return_mean/std, ep_length_mean, <info key>_mean (e.g. battle_won_mean), epsilon
 """
 from __future__ import annotations
 
+import inspect
 from functools import partial
 
 import numpy as np
@@ -40,6 +41,8 @@ class Runner:
                                  preprocess=preprocess, device=self.args.device)
         self.mac = mac
         self.scheme = scheme
+        # Controllers whose select_actions takes no ``bs`` (e.g. the host's MADDPG one) act on the whole batch.
+        self._mac_takes_bs = "bs" in inspect.signature(mac.select_actions).parameters
         # The env's declared extras that some component's scheme asks for (usually none: no calls).
         self._extra_fields = frozenset(self.env_info.get("extras", {})) & frozenset(scheme)
 
@@ -76,7 +79,7 @@ class Runner:
         while True:
             envs = everyone if active.all() else np.flatnonzero(active)
             rows = ALL if len(envs) == n else envs
-            actions, extra = _split(self.mac.select_actions(batch, t_ep=t, t_env=self.t_env, bs=rows, test_mode=test_mode))
+            actions, extra = self._select(batch, t, rows, test_mode)
             chosen = actions.cpu().numpy()
             if rows is not ALL:
                 chosen = np.zeros((n, *chosen.shape[1:]), dtype=chosen.dtype)
@@ -103,6 +106,12 @@ class Runner:
             self.t_env += int(lengths.sum())
         self._record(test_mode, returns, lengths, final_infos)
         return batch, returns.tolist()
+
+    def _select(self, batch, t, envs, test_mode):
+        if self._mac_takes_bs:
+            return _split(self.mac.select_actions(batch, t_ep=t, t_env=self.t_env, bs=envs, test_mode=test_mode))
+        actions, extra = _split(self.mac.select_actions(batch, t_ep=t, t_env=self.t_env, test_mode=test_mode))
+        return actions[envs], {k: v[envs] for k, v in extra.items()}
 
     def _reward_field(self, rewards):
         """Team reward as (1,), or per-agent rewards as (n_agents,) when the scheme asks for them."""

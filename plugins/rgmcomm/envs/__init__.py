@@ -1,0 +1,1 @@
+"""The RGMComm tasks (batched numpy VecEnvs)."""
