@@ -7,17 +7,22 @@ and learners, and plugin ones, by name from the registry.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
+import signal
 import sys
+import threading
 import time
 from types import SimpleNamespace
 
 import numpy as np
 import torch as th
+from sacred.observers import FileStorageObserver
+from sacred.utils import SacredInterrupt
 
-from . import checkpoint, host
+from . import checkpoint, host, limits
 from .config import build_config
 from .errors import SuiteError
 from .registry import get_registry
@@ -84,24 +89,30 @@ def prepare(alg, env, updates, registry=None):
         raise SuiteError("prioritized_buffer=True is not supported by the suite's loop; set it to False")
     seed_everything(config["seed"])
     registry.activate()
-    vec_env = registry.get("env", config["env"]).make(config["env_args"], b, config["seed"])
+    with limits.memory_guard(f"env '{config['env']}' with these env_args"):
+        vec_env = registry.get("env", config["env"]).make(config["env_args"], b, config["seed"])
+    limits.check_memory(config, vec_env.get_env_info())
     return config, vec_env, registry
 
 
 def run(alg, env, updates, registry=None):
     """Run one experiment under a Sacred FileStorageObserver; returns the run directory."""
     from sacred import Experiment, SETTINGS
-    from sacred.observers import FileStorageObserver
     from sacred.utils import apply_backspaces_and_linefeeds
 
     config, vec_env, registry = prepare(alg, env, updates, registry)
+    limits.check_results_path(config["local_results_path"])
+    resume = None
+    if config["checkpoint_path"]:  # checked before anything is written: a bad checkpoint is one line
+        resume = checkpoint.resolve(config["checkpoint_path"], config["load_step"], config["checkpoint_weights_only"])
     SETTINGS.CAPTURE_MODE = "sys"
     SETTINGS.CONFIG.READ_ONLY_CONFIG = False
     ex = Experiment(alg, save_git_info=False)
     ex.captured_out_filter = apply_backspaces_and_linefeeds
     ex.logger = log
     base = os.path.join(config["local_results_path"], "sacred", alg, env_label(config))
-    observer = FileStorageObserver(base)
+    models_root = os.path.join(config["local_results_path"], "models", alg, env_label(config))
+    observer = RunObserver.make(base, models_root, resume, config)
     ex.observers.append(observer)
     ex.add_config(config)
 
@@ -116,11 +127,132 @@ def run(alg, env, updates, registry=None):
         if args.use_tensorboard:
             logger.setup_tb(os.path.join(args.local_results_path, "tb_logs", alg, env_label(config), args.run_id))
         logger.setup_sacred(_run)
+        if observer.resumed_at is not None:
+            log.info(f"run {observer.dir} continues from its checkpoint at t_env {observer.resumed_at:,}")
         log.info(f"run {observer.dir}: {alg} on {env_label(config)}, seed {args.seed}")
-        run_sequential(args, logger, vec_env, registry)
+        run_sequential(args, logger, vec_env, registry, resume)
 
-    ex.run()
+    with StopOnSignal():
+        ex.run()
     return observer.dir
+
+
+class Interrupted(SacredInterrupt, SuiteError):
+    """SIGTERM or Ctrl-C stopped the run cleanly: Sacred records STATUS, the CLI prints one line and
+    exits with 128 + the signal number."""
+
+    STATUS = "INTERRUPTED"
+
+    def __init__(self, signum, t_env, saved):
+        name = signal.Signals(signum).name
+        where = f"; final checkpoint {saved} (resume with checkpoint_path={os.path.dirname(saved)})" if saved else ""
+        super().__init__(f"interrupted by {name} at t_env {t_env:,}{where}")
+        self.exit_code = 128 + signum
+
+
+class StopOnSignal:
+    """While a run trains, the first SIGTERM/SIGINT asks the loop to stop at the end of its iteration
+    (final checkpoint, metrics flushed); a second one stops at once."""
+
+    signum = None
+
+    def __enter__(self):
+        StopOnSignal.signum = None
+        self.previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    @staticmethod
+    def _handle(signum, _frame):
+        if StopOnSignal.signum is not None:
+            raise KeyboardInterrupt
+        StopOnSignal.signum = signum
+        log.warning(f"{signal.Signals(signum).name} received: stopping after this iteration (again to stop now)")
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        StopOnSignal.signum = None
+        return False
+
+
+class RunObserver(FileStorageObserver):
+    """Sacred's file observer with three changes: run ids never reuse one that still has a models
+    folder; a resumed run continues the folder of the run that saved the checkpoint (metrics after
+    the checkpoint's step dropped, the resume recorded in run.json); metric writes are serialised
+    (the loop flushes them at every checkpoint, next to Sacred's heartbeat thread)."""
+
+    @classmethod
+    def make(cls, base, models_root, resume, config):
+        observer = cls(base)
+        observer.models_root, observer.resume_dir, observer.resumed_at = models_root, None, None
+        observer.lock = threading.Lock()
+        if resume is not None and not config["evaluate"] and resume[1] is not None:
+            path, state = resume
+            sacred_dir = state.get("run", {}).get("sacred_dir")
+            if sacred_dir and os.path.isdir(sacred_dir) and os.path.realpath(os.path.dirname(sacred_dir)) == \
+                    os.path.realpath(base):
+                observer.resume_dir, observer.resumed_at = sacred_dir, int(state["loop"]["t_env"])
+                observer.resume_from = path
+        return observer
+
+    def _maximum_existing_run_id(self):
+        taken = [super()._maximum_existing_run_id()]
+        if os.path.isdir(self.models_root):
+            taken += [int(d) for d in os.listdir(self.models_root) if d.isdigit()]
+        return max(taken)
+
+    def _make_run_dir(self, _id):
+        if self.resume_dir is None:
+            return super()._make_run_dir(_id)
+        self.dir = self.resume_dir
+
+    def started_event(self, ex_info, command, host_info, start_time, config, meta_info, _id):
+        if self.resume_dir is None:
+            return super().started_event(ex_info, command, host_info, start_time, config, meta_info, _id)
+        with self.lock:
+            earlier = _read_json(os.path.join(self.resume_dir, "run.json")) or {}
+            _drop_metrics_after(os.path.join(self.resume_dir, "metrics.json"), self.resumed_at)
+            run_id = super().started_event(ex_info, command, host_info, start_time, config, meta_info, _id)
+            self.run_entry["resumes"] = earlier.get("resumes", []) + [
+                {"t_env": self.resumed_at, "checkpoint": self.resume_from, "time": start_time.isoformat(),
+                 "previous_status": earlier.get("status")}]
+            self.run_entry["start_time"] = earlier.get("start_time", self.run_entry["start_time"])
+            self.save_json(self.run_entry, "run.json")
+        return os.path.basename(self.dir) if run_id is None else run_id
+
+    def log_metrics(self, metrics_by_name, info):
+        with self.lock:
+            super().log_metrics(metrics_by_name, info)
+
+    def heartbeat_event(self, info, captured_out, beat_time, result):
+        with self.lock:
+            super().heartbeat_event(info, captured_out, beat_time, result)
+
+
+def _read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _drop_metrics_after(path, t_env):
+    """Remove metric entries logged after ``t_env`` (by a run killed after its last checkpoint)."""
+    metrics = _read_json(path)
+    if not metrics:
+        return
+    for entry in metrics.values():
+        keep = [i for i, step in enumerate(entry["steps"]) if step <= t_env]
+        for key in ("values", "steps", "timestamps"):
+            entry[key] = [entry[key][i] for i in keep]
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(metrics, f)
+    os.replace(tmp, path)
 
 
 def _console(_run):
@@ -178,11 +310,12 @@ def build(args, logger, vec_env, registry):
     args.state_shape, args.obs_shape = env_info["state_shape"], env_info["obs_shape"]
     args.unit_dim = env_info["obs_shape"]
     scheme, groups, preprocess = build_scheme(args, env_info, registry)
-    buffer = host.ReplayBuffer(scheme, groups, args, args.buffer_size, env_info["episode_limit"] + 1,
-                               preprocess=preprocess, device="cpu")
-    mac = registry.get("controller", args.mac)(buffer.scheme, groups, args)
-    runner.setup(scheme=scheme, groups=groups, preprocess=preprocess, mac=mac)
-    learner = registry.get("learner", args.learner)(mac, buffer.scheme, logger, args)
+    with limits.memory_guard("the replay buffer and networks of this config"):
+        buffer = host.ReplayBuffer(scheme, groups, args, args.buffer_size, env_info["episode_limit"] + 1,
+                                   preprocess=preprocess, device="cpu")
+        mac = registry.get("controller", args.mac)(buffer.scheme, groups, args)
+        runner.setup(scheme=scheme, groups=groups, preprocess=preprocess, mac=mac)
+        learner = registry.get("learner", args.learner)(mac, buffer.scheme, logger, args)
     mac.learner = learner
     if args.use_cuda:
         learner.cuda()
@@ -213,14 +346,15 @@ def train_iteration(args, runner, buffer, learner, episode):
     return episode + args.batch_size_run
 
 
-def run_sequential(args, logger, vec_env, registry):
+def run_sequential(args, logger, vec_env, registry, resume=None):
     runner, buffer, mac, learner = build(args, logger, vec_env, registry)
     signature = signature_of(args)
     loop = {"t_env": 0, "episode": 0, "last_test_T": -args.test_interval - 1, "last_log_T": 0, "model_save_time": 0}
     if args.checkpoint_path:
-        path = checkpoint.resolve(args.checkpoint_path, args.load_step)
+        path, state = resume or checkpoint.resolve(args.checkpoint_path, args.load_step, args.checkpoint_weights_only)
         log.info(f"loading checkpoint {path}")
-        restored = checkpoint.load(path, learner, signature, None if args.evaluate else buffer, vec_env)
+        restored = checkpoint.load(path, learner, signature, None if args.evaluate else buffer, vec_env,
+                                   None if args.evaluate else runner, state, args.checkpoint_weights_only)
         loop.update(restored)
         runner.t_env = loop["t_env"]
         if args.evaluate:
@@ -238,16 +372,22 @@ def run_sequential(args, logger, vec_env, registry):
             for _ in range(args.test_nepisode // runner.batch_size):
                 runner.run(test_mode=True)
 
-        if args.save_model and (runner.t_env - loop["model_save_time"] >= args.save_model_interval
-                                or loop["model_save_time"] == 0 or runner.t_env > args.t_max):
-            loop["model_save_time"] = runner.t_env
-            loop.update(t_env=runner.t_env, episode=episode)
-            save_checkpoint(args, learner, loop, signature, buffer, vec_env, runner.t_env)
-
         if (runner.t_env - loop["last_log_T"]) >= args.log_interval:
             logger.log_stat("episode", episode, runner.t_env)
             logger.print_recent_stats()
             loop["last_log_T"] = runner.t_env
+
+        # Saved after this iteration's logging, so a resumed run logs at the same steps.
+        stopping = StopOnSignal.signum is not None
+        if args.save_model and (runner.t_env - loop["model_save_time"] >= args.save_model_interval
+                                or loop["model_save_time"] == 0 or runner.t_env > args.t_max or stopping):
+            loop["model_save_time"] = runner.t_env
+            loop.update(t_env=runner.t_env, episode=episode)
+            save_checkpoint(args, learner, loop, signature, buffer, vec_env, runner.t_env, runner, logger)
+        if stopping:
+            runner.close_env()
+            saved = os.path.join(models_dir(args), str(runner.t_env)) if args.save_model else None
+            raise Interrupted(StopOnSignal.signum, runner.t_env, saved)
 
     runner.close_env()
     log.info(f"finished training: {runner.t_env:,} env steps in {_hms(time.time() - start)}")
@@ -257,10 +397,19 @@ def models_dir(args):
     return os.path.join(args.local_results_path, "models", args.alg_config, env_label(vars(args)), str(args.run_id))
 
 
-def save_checkpoint(args, learner, loop, signature, buffer, vec_env, t_env):
-    path = os.path.join(models_dir(args), str(t_env))
+def save_checkpoint(args, learner, loop, signature, buffer, vec_env, t_env, runner=None, logger=None):
+    """Atomic checkpoint, then the keep-last-K and buffer policies, then the metrics up to here
+    flushed to Sacred (so a run killed later resumes into a metrics file without gaps)."""
+    models = models_dir(args)
+    path = os.path.join(models, str(t_env))
     log.info(f"saving checkpoint {path}")
-    checkpoint.save(path, learner, dict(loop), signature, buffer if args.checkpoint_buffer else None, vec_env)
+    run = {"sacred_dir": getattr(args, "results_path", None)}
+    checkpoint.save(path, learner, dict(loop), signature, buffer if args.checkpoint_buffer else None, vec_env,
+                    runner, run)
+    checkpoint.prune(models, args.checkpoint_keep, args.checkpoint_buffer == "last")
+    sacred_run = getattr(logger, "_run_obj", None)
+    if sacred_run is not None:
+        sacred_run._emit_heartbeat()  # Sacred's own flush (its heartbeat thread calls the same)
 
 
 def evaluate(args, runner, logger):
