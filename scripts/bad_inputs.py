@@ -30,8 +30,9 @@ BASE = ["--config=qmix", "--env-config=matrix_game", "with", "t_max=200", "test_
 MEMORY_LIMIT = 6 * 2**30  # address-space cap of each child, so a huge allocation fails instead of swapping
 
 
-def case(name, tokens=(), expect="refuse", argv=None, setup=None, group=""):
-    return dict(name=name, tokens=list(tokens), expect=expect, argv=argv, setup=setup, group=group)
+def case(name, tokens=(), expect="refuse", argv=None, setup=None, group="", must_say=None):
+    """One input. ``must_say``: a word an accepted run must print (e.g. the checkpoint fallback line)."""
+    return dict(name=name, tokens=list(tokens), expect=expect, argv=argv, setup=setup, group=group, must_say=must_say)
 
 
 def on(alg, env, *tokens):
@@ -126,15 +127,30 @@ def leftover_tmp(models):
     os.mkdir(os.path.join(models, ".tmp-999999"))
 
 
-def ckpt_case(name, corrupt, expect="refuse", evaluate=False, step_level=True, extra=()):
-    """A case that resumes (or evaluates) from a corrupted copy of the sweep's reference checkpoint."""
+def ckpt_case(name, corrupt, evaluate=False, fallback=False):
+    """Resume (or evaluate) from a corrupted copy of the sweep's reference checkpoint. The corrupted
+    newest step is named directly (checkpoint_path=<models>/<step>: must be refused), or with
+    ``fallback`` the models folder is named (the newest complete older step must be used, saying so)."""
     def setup(tmp, reference):
         models = os.path.join(tmp, "models_copy")
         shutil.copytree(reference, models)
-        corrupt(_newest(models)) if step_level else corrupt(models)
+        newest = _newest(models)
+        corrupt(newest)
+        return models if fallback else newest
+    tokens = ["checkpoint_path={models}", *(["evaluate=True"] if evaluate else [])]
+    label = name + (" (evaluate=True)" if evaluate else "") + (", models folder: falls back" if fallback else "")
+    return case(label, tokens, "accept" if fallback else "refuse", setup=setup, group="checkpoint",
+                must_say="skipped" if fallback else None)
+
+
+def models_case(name, change, expect="accept", must_say=None):
+    """A case on a copy of the whole reference models folder, changed by ``change(models)``."""
+    def setup(tmp, reference):
+        models = os.path.join(tmp, "models_copy")
+        shutil.copytree(reference, models)
+        change(models)
         return models
-    tokens = ["checkpoint_path={models}", *(["evaluate=True"] if evaluate else []), *extra]
-    return case(name + (" (evaluate=True)" if evaluate else ""), tokens, expect, setup=setup, group="checkpoint")
+    return case(name, ["checkpoint_path={models}"], expect, setup=setup, group="checkpoint", must_say=must_say)
 
 
 def path_under_file(tmp, reference):
@@ -265,8 +281,11 @@ def cases():
           ckpt_case("suite_state.pt foreign dict", foreign_dict("suite_state.pt")),
           ckpt_case("suite_state.pt one byte flipped", flip_byte("suite_state.pt")),
           ckpt_case("agent.th is a directory", directory_instead("agent.th")),
-          ckpt_case("newest step half-written: falls back to the previous", partial_newest, "accept", step_level=False),
-          ckpt_case("leftover temporary folder", leftover_tmp, "accept", step_level=False),
+          ckpt_case("suite_state.pt truncated", truncate("suite_state.pt"), fallback=True),
+          ckpt_case("agent.th random bytes", random_bytes("agent.th"), fallback=True),
+          ckpt_case("mixer.th one byte flipped", flip_byte("mixer.th"), fallback=True),
+          models_case("newest step half-written (no manifest): falls back", partial_newest, must_say="skipped"),
+          models_case("leftover temporary folder of a killed save", leftover_tmp),
           case("checkpoint_path missing", ["checkpoint_path={tmp}/nope"], group=g),
           case("checkpoint_path is a file", ["checkpoint_path={file}"], setup=write_file(b"x", ".txt"), group=g),
           case("checkpoint_path empty folder", ["checkpoint_path={tmp}"], group=g),
@@ -360,7 +379,7 @@ def run_case(spec, tmp, reference, timeout):
     stdout, stderr = open(out, errors="replace").read(), open(err, errors="replace").read()
     lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
     if rc == 0:
-        outcome = "accepted"
+        outcome = "accepted" if not spec["must_say"] or spec["must_say"] in stdout + stderr else "silent"
     elif "Traceback" not in stdout + stderr and len(lines) == 1 and lines[0].startswith("error: "):
         outcome = "clean"
     else:
@@ -393,6 +412,8 @@ def reference_checkpoint(tmp):
 
 
 def verdict(spec, outcome):
+    if outcome == "silent":
+        return "fallback not reported"
     if spec["expect"] == "accept":
         return "ok" if outcome == "accepted" else "wrongly refused" if outcome == "clean" else outcome
     return {"clean": "ok", "accepted": "silently accepted"}.get(outcome, outcome)

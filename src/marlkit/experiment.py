@@ -38,6 +38,21 @@ class Logger(host.Logger):
         self.t_max = t_max
         self.start, self.t_start = time.time(), 0  # reset when training starts (or resumes)
 
+    def setup_tb(self, directory_name):
+        """The host's TensorBoard logger (tensorboard_logger). Its generated protobuf modules are too
+        old for protobuf's compiled backend, so the pure-Python backend is selected before protobuf
+        is first imported (it only writes a few scalars per log interval)."""
+        if "google.protobuf" not in sys.modules:
+            os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
+        try:
+            super().setup_tb(directory_name)
+        except ImportError as exc:
+            raise SuiteError(f"use_tensorboard=True needs tensorboard-logger (pip install -r requirements.txt): {exc}") from None
+        except TypeError as exc:  # protobuf imported earlier with its compiled backend
+            raise SuiteError("use_tensorboard=True: tensorboard_logger cannot run with the protobuf already loaded "
+                             f"({' '.join(str(exc).split())[:120]}); start the run with "
+                             "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python") from None
+
     def print_recent_stats(self):
         t_env, episode = self.stats["episode"][-1]
         elapsed = time.time() - self.start

@@ -152,8 +152,9 @@ def memory_guard(what):
     """An allocation that fails anyway (estimates are lower bounds) becomes one line."""
     try:
         yield
-    except MemoryError:
-        raise SuiteError(f"out of memory while allocating {what}: lower their sizes") from None
+    except MemoryError as exc:  # numpy says how much it tried: "Unable to allocate 7.28 TiB for an array ..."
+        said = f" ({' '.join(str(exc).split())[:160]})" if str(exc) else ""
+        raise SuiteError(f"out of memory while allocating {what}{said}: lower their sizes") from None
     except RuntimeError as exc:
         text = str(exc)
         if "can't allocate memory" not in text and "not enough memory" not in text:
