@@ -82,6 +82,16 @@ def test_a_damaged_file_is_named_in_one_line_and_the_previous_step_is_used(saved
     assert folder.endswith("10") and state["loop"]["t_env"] == 10
 
 
+@pytest.mark.parametrize("evaluate", [False, True])
+def test_the_cli_refuses_a_damaged_checkpoint_in_one_line(capsys, saved, tmp_path, evaluate):
+    models = shutil.copytree(saved, tmp_path / "m")
+    _truncate(str(models / "20" / "agent.th"))
+    os.remove(str(models / "20" / "opt.th"))
+    line = fails(capsys, *BASE, f"checkpoint_path={models / '20'}", f"evaluate={evaluate}",
+                 f"local_results_path={tmp_path / 'r'}")
+    assert "agent.th is truncated" in line
+
+
 def test_files_needing_arbitrary_unpickling_or_foreign_are_refused(saved, tmp_path):
     models = shutil.copytree(saved, tmp_path / "m")
     state_file = str(models / "20" / "suite_state.pt")
@@ -163,7 +173,8 @@ def test_sigkill_during_saves_never_leaves_an_unloadable_newest_checkpoint(tmp_p
 
 # ---- 3. SIGTERM and resume -------------------------------------------------------------------------
 
-def test_sigterm_saves_flushes_marks_interrupted_and_exits_non_zero(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_or_ctrl_c_saves_flushes_marks_interrupted_and_exits_non_zero(tmp_path, sig):
     proc = subprocess.Popen([sys.executable, "run.py", *BASE[:3], "t_max=100000000", "batch_size=4", "buffer_size=16",
                              "save_model=True", "save_model_interval=1000000", "log_interval=20", "test_interval=20",
                              f"local_results_path={tmp_path}"], cwd=ROOT, stdout=subprocess.PIPE,
@@ -173,11 +184,11 @@ def test_sigterm_saves_flushes_marks_interrupted_and_exits_non_zero(tmp_path):
     while time.time() < deadline and not glob.glob(os.path.join(tmp_path, "models", "*", "*", "1", "*")):
         time.sleep(0.2)
     time.sleep(1.0)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 128 + signal.SIGTERM
+    assert proc.returncode == 128 + sig
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and "interrupted by SIGTERM at t_env" in lines[0] and "Traceback" not in out + err
+    assert len(lines) == 1 and f"interrupted by {sig.name} at t_env" in lines[0] and "Traceback" not in out + err
     with open(os.path.join(run_dir, "run.json")) as f:
         assert json.load(f)["status"] == "INTERRUPTED"
     models = os.path.join(tmp_path, "models", "qmix", "matrix_game", "1")
