@@ -1,6 +1,7 @@
 """Checkpoints: save_model writes them, evaluate=True only tests, a resumed run loses nothing,
 and a checkpoint of another task is refused with one line."""
 import glob
+import json
 import os
 
 import numpy as np
@@ -71,17 +72,22 @@ def test_plain_pymarl_checkpoint_with_wrong_shapes_is_refused(tmp_path):
     learner.save_models(str(tmp_path))  # weights only, as pymarl writes them
     args2, _, _, _, learner2 = offline("qmix", "matrix_game", dict(batch_size=4, buffer_size=16,
                                                                     env_args={"payoff": [[1, 0], [0, 1]]}))
-    with pytest.raises(SuiteError, match="does not match this config's networks"):
+    with pytest.raises(SuiteError, match="no suite_state.pt .* set checkpoint_weights_only=True"):
         checkpoint.load(str(tmp_path), learner2, signature_of(args2))
+    with pytest.raises(SuiteError, match="does not match this config's networks"):
+        checkpoint.load(str(tmp_path), learner2, signature_of(args2), weights_only=True)
 
 
 def test_save_evaluate_and_resume_through_the_cli(tmp_path, capsys):
     first = run_tiny("qmix", "matrix_game", tmp_path, save_model=True, save_model_interval=50, t_max=120)
     run_id = os.path.basename(first)
     models = os.path.join(tmp_path, "models", "qmix", "matrix_game", run_id)
-    steps = sorted(int(os.path.basename(p)) for p in glob.glob(os.path.join(models, "*")))
-    assert steps[0] <= 1 and steps[-1] > 120
-    assert {"agent.th", "mixer.th", "opt.th", "suite_state.pt"} <= set(os.listdir(os.path.join(models, str(steps[-1]))))
+    steps = steps_saved = sorted(int(os.path.basename(p)) for p in glob.glob(os.path.join(models, "*")))
+    assert len(steps) == 3 and steps[-1] > 120  # checkpoint_keep=3 (default): the newest three
+    newest = os.path.join(models, str(steps[-1]))
+    assert {"agent.th", "mixer.th", "opt.th", "suite_state.pt", "buffer.pt", "manifest.json"} <= set(os.listdir(newest))
+    # checkpoint_buffer='last' (default): the replay buffer only in the newest checkpoint
+    assert not any(os.path.exists(os.path.join(models, str(s), "buffer.pt")) for s in steps[:-1])
 
     capsys.readouterr()
     evaluation = run_tiny("qmix", "matrix_game", tmp_path, checkpoint_path=models, evaluate=True, test_nepisode=8)
@@ -90,6 +96,8 @@ def test_save_evaluate_and_resume_through_the_cli(tmp_path, capsys):
     assert "loss" not in metrics(evaluation)
 
     resumed = run_tiny("qmix", "matrix_game", tmp_path, checkpoint_path=models, t_max=240)
-    m = metrics(resumed)
-    assert min(m["episode"]["steps"]) > 120  # continued from the checkpoint's t_env, not from 0
-    assert max(m["episode"]["steps"]) >= 240
+    assert resumed == first  # the same Sacred run continues, the resume recorded
+    steps = metrics(resumed)["episode"]["steps"]
+    assert steps == sorted(set(steps)) and max(steps) >= 240  # continued from the checkpoint's t_env, no repeats
+    with open(os.path.join(resumed, "run.json")) as f:
+        assert [r["t_env"] for r in json.load(f)["resumes"]] == [steps_saved[-1]]

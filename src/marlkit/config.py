@@ -20,6 +20,7 @@ import yaml
 
 from . import REPO_ROOT
 from .errors import SuiteError, closest, unknown
+from .limits import Loader, check_finite, check_meaning
 from .params import CORE_PARAMS, Param, check_env_args, infer
 from .registry import NAME_KEYS
 
@@ -29,8 +30,8 @@ CONFIG_DIR = os.path.join(REPO_ROOT, "config")
 def load_yaml(path) -> dict:
     """A YAML mapping from ``path``; malformed YAML is a one-line SuiteError with the position."""
     try:
-        with open(path) as f:
-            data = yaml.safe_load(f)
+        with open(path, encoding="utf-8") as f:
+            data = yaml.load(f, Loader=Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -38,6 +39,8 @@ def load_yaml(path) -> dict:
         raise SuiteError(f"malformed YAML in {path}{where}: {problem}") from None
     except OSError as exc:
         raise SuiteError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise SuiteError(f"{path} is not UTF-8 text (byte {exc.start}): save it as UTF-8 YAML") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -107,7 +110,7 @@ def parse_updates(tokens) -> dict:
         if not key or any(not part for part in key.split(".")):
             raise SuiteError(f"cannot parse '{token}' after 'with': empty key")
         try:
-            value = yaml.safe_load(raw) if raw != "" else ""
+            value = yaml.load(raw, Loader=Loader) if raw != "" else ""
         except yaml.YAMLError:
             value = raw  # unparsable as YAML: keep the plain string
         node = updates
@@ -189,6 +192,7 @@ def _check_keys(layer, schema, source):
 
 def validate(config: dict, schema: dict, registry) -> dict:
     """Type- and range-check every key, the component names and the env arguments."""
+    check_finite(config)
     for key in list(config):
         if key == "env_args" or key not in schema:
             continue
@@ -203,6 +207,7 @@ def validate(config: dict, schema: dict, registry) -> dict:
     spec = registry.get("env", config["env"])
     config["env_args"] = check_env_args(config["env"], config.get("env_args") or {}, spec.params)
     _check_consistency(config)
+    check_meaning(config)
     return config
 
 

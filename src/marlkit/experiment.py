@@ -17,7 +17,9 @@ from types import SimpleNamespace
 import numpy as np
 import torch as th
 
-from . import checkpoint, contract, host
+from . import checkpoint, contract, host, limits
+from .observer import RunObserver
+from .stopping import Interrupted, StopOnSignal
 from .config import build_config
 from .errors import SuiteError
 from .registry import get_registry
@@ -32,6 +34,21 @@ class Logger(host.Logger):
         super().__init__(log)
         self.t_max = t_max
         self.start, self.t_start = time.time(), 0  # reset when training starts (or resumes)
+
+    def setup_tb(self, directory_name):
+        """The host's TensorBoard logger (tensorboard_logger). Its generated protobuf modules are too
+        old for protobuf's compiled backend, so the pure-Python backend is selected before protobuf
+        is first imported (it only writes a few scalars per log interval)."""
+        if "google.protobuf" not in sys.modules:
+            os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
+        try:
+            super().setup_tb(directory_name)
+        except ImportError as exc:
+            raise SuiteError(f"use_tensorboard=True needs tensorboard-logger (pip install -r requirements.txt): {exc}") from None
+        except TypeError as exc:  # protobuf imported earlier with its compiled backend
+            raise SuiteError("use_tensorboard=True: tensorboard_logger cannot run with the protobuf already loaded "
+                             f"({' '.join(str(exc).split())[:120]}); start the run with "
+                             "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python") from None
 
     def print_recent_stats(self):
         t_env, episode = self.stats["episode"][-1]
@@ -95,25 +112,31 @@ def prepare(alg, env, updates, registry=None):
         raise SuiteError("prioritized_buffer=True is not supported by the suite's loop; set it to False")
     seed_everything(config["seed"])
     registry.activate()
-    vec_env = registry.get("env", config["env"]).make(config["env_args"], b, config["seed"])
+    with limits.memory_guard(f"env '{config['env']}' with these env_args"):
+        vec_env = registry.get("env", config["env"]).make(config["env_args"], b, config["seed"])
     contract.check_env(config["env"], vec_env)
+    limits.check_memory(config, vec_env.get_env_info())
     return config, vec_env, registry
 
 
 def run(alg, env, updates, registry=None):
     """Run one experiment under a Sacred FileStorageObserver; returns the run directory."""
     from sacred import Experiment, SETTINGS
-    from sacred.observers import FileStorageObserver
     from sacred.utils import apply_backspaces_and_linefeeds
 
     config, vec_env, registry = prepare(alg, env, updates, registry)
+    limits.check_results_path(config["local_results_path"])
+    resume = None
+    if config["checkpoint_path"]:  # checked before anything is written: a bad checkpoint is one line
+        resume = checkpoint.resolve(config["checkpoint_path"], config["load_step"], config["checkpoint_weights_only"])
     SETTINGS.CAPTURE_MODE = "sys"
     SETTINGS.CONFIG.READ_ONLY_CONFIG = False
     ex = Experiment(alg, save_git_info=False)
     ex.captured_out_filter = apply_backspaces_and_linefeeds
     ex.logger = log
     base = os.path.join(config["local_results_path"], "sacred", alg, env_label(config))
-    observer = FileStorageObserver(base)
+    models_root = os.path.join(config["local_results_path"], "models", alg, env_label(config))
+    observer = RunObserver.make(base, models_root, resume, config)
     ex.observers.append(observer)
     ex.add_config(config)
 
@@ -128,10 +151,13 @@ def run(alg, env, updates, registry=None):
         if args.use_tensorboard:
             logger.setup_tb(os.path.join(args.local_results_path, "tb_logs", alg, env_label(config), args.run_id))
         logger.setup_sacred(_run)
+        if observer.resumed_at is not None:
+            log.info(f"run {observer.dir} continues from its checkpoint at t_env {observer.resumed_at:,}")
         log.info(f"run {observer.dir}: {alg} on {env_label(config)}, seed {args.seed}")
-        run_sequential(args, logger, vec_env, registry)
+        run_sequential(args, logger, vec_env, registry, resume)
 
-    ex.run()
+    with StopOnSignal():
+        ex.run()
     return observer.dir
 
 
@@ -191,11 +217,12 @@ def build(args, logger, vec_env, registry):
     args.unit_dim = env_info["obs_shape"]
     args.components = registry.resolve(args)  # what components build by name is passed in, not looked up
     scheme, groups, preprocess = build_scheme(args, env_info, registry)
-    buffer = host.ReplayBuffer(scheme, groups, args, args.buffer_size, env_info["episode_limit"] + 1,
-                               preprocess=preprocess, device="cpu")
-    mac = registry.get("controller", args.mac)(buffer.scheme, groups, args)
-    runner.setup(scheme=scheme, groups=groups, preprocess=preprocess, mac=mac)
-    learner = registry.get("learner", args.learner)(mac, buffer.scheme, logger, args)
+    with limits.memory_guard("the replay buffer and networks of this config"):
+        buffer = host.ReplayBuffer(scheme, groups, args, args.buffer_size, env_info["episode_limit"] + 1,
+                                   preprocess=preprocess, device="cpu")
+        mac = registry.get("controller", args.mac)(buffer.scheme, groups, args)
+        runner.setup(scheme=scheme, groups=groups, preprocess=preprocess, mac=mac)
+        learner = registry.get("learner", args.learner)(mac, buffer.scheme, logger, args)
     mac.learner = learner
     if args.use_cuda:
         learner.cuda()
@@ -226,14 +253,15 @@ def train_iteration(args, runner, buffer, learner, episode):
     return episode + args.batch_size_run
 
 
-def run_sequential(args, logger, vec_env, registry):
+def run_sequential(args, logger, vec_env, registry, resume=None):
     runner, buffer, mac, learner = build(args, logger, vec_env, registry)
     signature = signature_of(args)
     loop = {"t_env": 0, "episode": 0, "last_test_T": -args.test_interval - 1, "last_log_T": 0, "model_save_time": 0}
     if args.checkpoint_path:
-        path = checkpoint.resolve(args.checkpoint_path, args.load_step)
+        path, state = resume or checkpoint.resolve(args.checkpoint_path, args.load_step, args.checkpoint_weights_only)
         log.info(f"loading checkpoint {path}")
-        restored = checkpoint.load(path, learner, signature, None if args.evaluate else buffer, vec_env)
+        restored = checkpoint.load(path, learner, signature, None if args.evaluate else buffer, vec_env,
+                                   None if args.evaluate else runner, state, args.checkpoint_weights_only)
         loop.update(restored)
         runner.t_env = loop["t_env"]
         if args.evaluate:
@@ -251,16 +279,22 @@ def run_sequential(args, logger, vec_env, registry):
             for _ in range(args.test_nepisode // runner.batch_size):
                 runner.run(test_mode=True)
 
-        if args.save_model and (runner.t_env - loop["model_save_time"] >= args.save_model_interval
-                                or loop["model_save_time"] == 0 or runner.t_env > args.t_max):
-            loop["model_save_time"] = runner.t_env
-            loop.update(t_env=runner.t_env, episode=episode)
-            save_checkpoint(args, learner, loop, signature, buffer, vec_env, runner.t_env)
-
         if (runner.t_env - loop["last_log_T"]) >= args.log_interval:
             logger.log_stat("episode", episode, runner.t_env)
             logger.print_recent_stats()
             loop["last_log_T"] = runner.t_env
+
+        # Saved after this iteration's logging, so a resumed run logs at the same steps.
+        stopping = StopOnSignal.signum is not None
+        if args.save_model and (runner.t_env - loop["model_save_time"] >= args.save_model_interval
+                                or loop["model_save_time"] == 0 or runner.t_env > args.t_max or stopping):
+            loop["model_save_time"] = runner.t_env
+            loop.update(t_env=runner.t_env, episode=episode)
+            save_checkpoint(args, learner, loop, signature, buffer, vec_env, runner.t_env, runner, logger)
+        if stopping:
+            runner.close_env()
+            saved = os.path.join(models_dir(args), str(runner.t_env)) if args.save_model else None
+            raise Interrupted(StopOnSignal.signum, runner.t_env, saved)
 
     runner.close_env()
     log.info(f"finished training: {runner.t_env:,} env steps in {_hms(time.time() - start)}")
@@ -270,10 +304,19 @@ def models_dir(args):
     return os.path.join(args.local_results_path, "models", args.alg_config, env_label(vars(args)), str(args.run_id))
 
 
-def save_checkpoint(args, learner, loop, signature, buffer, vec_env, t_env):
-    path = os.path.join(models_dir(args), str(t_env))
+def save_checkpoint(args, learner, loop, signature, buffer, vec_env, t_env, runner=None, logger=None):
+    """Atomic checkpoint, then the keep-last-K and buffer policies, then the metrics up to here
+    flushed to Sacred (so a run killed later resumes into a metrics file without gaps)."""
+    models = models_dir(args)
+    path = os.path.join(models, str(t_env))
     log.info(f"saving checkpoint {path}")
-    checkpoint.save(path, learner, dict(loop), signature, buffer if args.checkpoint_buffer else None, vec_env)
+    run = {"sacred_dir": getattr(args, "results_path", None)}
+    checkpoint.save(path, learner, dict(loop), signature, buffer if args.checkpoint_buffer else None, vec_env,
+                    runner, run)
+    checkpoint.prune(models, args.checkpoint_keep, args.checkpoint_buffer == "last")
+    sacred_run = getattr(logger, "_run_obj", None)
+    if sacred_run is not None:
+        sacred_run._emit_heartbeat()  # Sacred's own flush (its heartbeat thread calls the same)
 
 
 def evaluate(args, runner, logger):

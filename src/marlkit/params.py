@@ -36,6 +36,8 @@ class Param:
                 return None
             raise SuiteError(f"config key '{key}' must not be null (expected {self.type_name()})")
         types = self.types()
+        if isinstance(value, float) and value.is_integer() and int in types and float not in types:
+            value = int(value)  # 2e6 for an int key, as Sacred's command line accepts it
         if types and not _matches(value, types):
             raise SuiteError(
                 f"config key '{key}' expects {self.type_name()}, got {type(value).__name__} {value!r}"
@@ -136,4 +138,8 @@ CORE_PARAMS = {
     "seed": Param(int, None, low=0, high=2**31 - 1, nullable=True),
     "torch_threads": Param(**POS_INT, default=1, doc="CPU threads of torch (and XLA) in this run, set before "
                            "anything is built; 1 keeps parallel runs from oversubscribing the cores"),
+    "checkpoint_keep": Param(int, 3, low=0, doc="checkpoints kept per run (the newest K); 0 keeps all"),
+    "checkpoint_buffer": Param((bool, str), "last", choices=(True, False, "last"),
+                               doc="replay buffer in checkpoints: True in every kept one, 'last' only in the newest"),
+    "checkpoint_weights_only": Param(bool, False, doc="load a checkpoint that has network files only"),
 }

@@ -193,6 +193,7 @@ def parse_args(argv):
             raise SuiteError(f"with-token '{token}' is not key=value")
         if token.split("=", 1)[0] == "seed":
             raise SuiteError("give seeds with --seeds/--n-seeds, not 'with seed=...'")
+    args.auto_name = args.name is None
     args.name = args.name or time.strftime("%Y%m%d-%H%M%S")
     if os.sep in args.name or args.name in (".", ".."):
         raise SuiteError(f"--name '{args.name}' must be a plain folder name")
@@ -353,6 +354,19 @@ def run_ray(jobs, sweep_dir, address, progress, cpus_per_job=1.0, python=None) -
         ray.shutdown()
 
 
+def claim_folder(path) -> str:
+    """Create ``path``, or ``path-2``, ``path-3``, ... if taken (atomic: mkdir fails on a clash)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    for i in range(1, 10000):
+        candidate = path if i == 1 else f"{path}-{i}"
+        try:
+            os.mkdir(candidate)
+            return candidate
+        except FileExistsError:
+            continue
+    raise SuiteError(f"no free sweep folder next to {path}")
+
+
 def write_record(sweep_dir, name, results, elapsed):
     record = {"name": name, "seconds": round(elapsed, 1), "cwd": REPO_ROOT,
               "jobs": [{"name": r.job.name, "command": r.job.command(), "returncode": r.returncode,
@@ -392,7 +406,11 @@ def sweep(argv=None, stream=None) -> int:
         return 0
     if args.ray_address:
         import_ray()  # fail before anything is created
-    os.makedirs(sweep_dir, exist_ok=True)
+    if getattr(args, "auto_name", False):  # sweeps started in the same second get distinct folders
+        sweep_dir = claim_folder(sweep_dir)
+        args.name = os.path.basename(sweep_dir)
+    else:
+        os.makedirs(sweep_dir, exist_ok=True)
     print(f"sweep '{args.name}': {len(jobs)} jobs ({len(args.configs)} configs x {len(args.env_configs)} envs "
           f"x {len(args.seeds)} seeds) on {where}; logs in {sweep_dir}", file=stream, flush=True)
     progress = Progress(len(jobs), stream)

@@ -34,10 +34,22 @@ def make_host_env(key):
             try:
                 envs.append(factory(**kwargs))
             except ImportError as exc:
-                raise SuiteError(f"env '{key}' needs a package that is not installed ({exc})") from None
+                raise SuiteError(f"env '{key}' needs a package that is not installed ({_one_line(exc)})") from None
+            except Exception as exc:  # the host's and gymnasium's errors span several lines: fold them
+                raise SuiteError(f"env '{key}' with env_args {_shown(env_args)} failed: {type(exc).__name__}: "
+                                 f"{_one_line(exc)}") from None
         return SerialVecEnv(envs)
 
     return make
+
+
+def _one_line(exc, limit=400):
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _shown(env_args):
+    return "{" + ", ".join(f"{k}: {v!r}" for k, v in env_args.items() if k != "seed") + "}"
 
 
 def register(reg):

@@ -22,6 +22,8 @@ PARAMS = {
 
 
 def payoff_array(payoff) -> np.ndarray:
+    if _holds_bool(payoff):
+        raise SuiteError("env_args.payoff must hold numbers, not true/false")
     try:
         table = np.asarray(payoff, dtype=np.float32)
     except (TypeError, ValueError):
@@ -31,6 +33,10 @@ def payoff_array(payoff) -> np.ndarray:
     if len(set(table.shape)) != 1:
         raise SuiteError(f"env_args.payoff must give every agent the same number of actions, got shape {table.shape}")
     return table
+
+
+def _holds_bool(value):
+    return isinstance(value, bool) or (isinstance(value, (list, tuple)) and any(_holds_bool(v) for v in value))
 
 
 class MatrixGame(VecEnv):
