@@ -14,7 +14,8 @@ from marlkit.registry import Registry, builtin_registry, get_registry
 ALGS = available("algs")
 ENVS = available("envs")
 # The tiny env each algorithm is trained on (per-agent-reward algorithms need such an env).
-TINY_ENV = {"example_alg": "example_split"}
+TINY_ENV = {"example_alg": "example_split",
+            **{alg: "coop_predation" for alg in ("ss", "ss_rho0", "ss_ippo", "vs", "vps", "ps", "cl", "imr")}}
 
 
 def test_stock_baselines_are_shipped():
