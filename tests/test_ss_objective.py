@@ -186,3 +186,27 @@ def test_group_mlp_groups_are_independent_networks():
         assert th.allclose(out[g], h, atol=1e-6)
     assert th.allclose(net(x, th.tensor([2, 0])), out[[2, 0]])
     assert math.isclose(float(out.shape[0]), 3)
+
+
+def test_suggestion_heads_on_neighbour_samples_only_match_dense_evaluation():
+    from types import SimpleNamespace
+
+    from plugins.ss.nets import SSPolicies
+
+    n, M, S = 4, 7, 5
+    args = SimpleNamespace(n_agents=n, n_actions=3, ss_suggestions=True, ss_actor_hidden=[8, 6])
+    policies = SSPolicies(S, args)
+    state = th.randn(M, S)
+    g = th.Generator().manual_seed(1)
+    nbr = (th.rand(n, n, M, generator=g) > 0.8).float() * (1 - th.eye(n)).unsqueeze(-1)
+    assert nbr.mean() < 0.5 and nbr.sum() > 0
+    dense = policies.all_logits(state)
+    sparse = policies.all_logits(state, nbr)
+    idx = th.arange(n)
+    assert th.allclose(sparse[idx, idx], dense[idx, idx], atol=1e-6)
+    on = nbr.bool()
+    assert th.allclose(sparse[on], dense[on], atol=1e-6) and (sparse[~on & ~th.eye(n, dtype=th.bool)[..., None]] == 0).all()
+    weight = th.randn_like(dense)
+    (g_dense,) = th.autograd.grad(((dense * weight)[on].sum() + (dense * weight)[idx, idx].sum()), policies.net.weights[0])
+    (g_sparse,) = th.autograd.grad(((sparse * weight)[on].sum() + (sparse * weight)[idx, idx].sum()), policies.net.weights[0])
+    assert th.allclose(g_dense, g_sparse, atol=1e-5)

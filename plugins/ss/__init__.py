@@ -36,6 +36,8 @@ PARAMS = {
     "ss_actor_lr": Param(float, 1e-4, low=0.0, doc="actor learning rate (Table 2)"),
     "ss_critic_lr": Param(float, 1e-4, low=0.0, doc="critic learning rate (Table 1)"),
     "ss_value_norm": Param(bool, True, doc="learn values on running-normalised targets"),
+    "ss_value_target": Param(str, "mc", choices=("mc", "lambda"),
+                             doc="value targets: Monte-Carlo returns (Eq. 18) or GAE lambda-returns"),
     "ss_horizon_terminal": Param(bool, True, doc="treat the episode's time limit as its end (no bootstrap)"),
     "ss_entropy_coef": Param(float, 0.0, low=0.0, doc="entropy bonus (the paper has none)"),
 }

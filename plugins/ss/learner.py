@@ -104,8 +104,8 @@ class SSLearner:
         self.value_groups = 1 if args.ss_critic == "central" else self.n
         self.critic = GroupMLP(self.value_groups, scheme["state"]["vshape"], list(args.ss_critic_hidden), 1)
         self.value_norm = ValueNorm(self.value_groups)
-        self.actor_optimiser = th.optim.Adam(mac.parameters(), lr=args.ss_actor_lr)
-        self.critic_optimiser = th.optim.Adam(self.critic.parameters(), lr=args.ss_critic_lr)
+        self.actor_optimiser = th.optim.Adam(mac.parameters(), lr=args.ss_actor_lr, foreach=True)
+        self.critic_optimiser = th.optim.Adam(self.critic.parameters(), lr=args.ss_critic_lr, foreach=True)
         self.generator = th.Generator().manual_seed(int(args.seed))
         self.updates = 0
         self.log_stats_t = -args.learner_log_interval - 1
@@ -141,7 +141,10 @@ class SSLearner:
             values = self.values(states)
             critic_values = share_values(values, nbr_all) if args.ss_value_sharing == "outputs" else values
             adv = gae(rewards, critic_values, terminated, mask, args.gamma, args.gae_lambda)
-            targets = mc_returns(rewards, terminated, mask, args.gamma)
+            if args.ss_value_target == "mc":  # Eq. 18
+                targets = mc_returns(rewards, terminated, mask, args.gamma)
+            else:  # lambda-returns, consistent with bootstrapping through the time limit
+                targets = adv + critic_values[:, :T]
             if args.ss_value_norm:
                 self.value_norm.update(targets, mask)
         adv = adv.expand(B, T, n)  # CL: the one central advantage for every agent
@@ -158,7 +161,7 @@ class SSLearner:
         suggest = policies.suggest
 
         for _ in range(args.epochs):
-            logits = policies.all_logits(s)                        # [n, n, M, A] or [n, M, A]
+            logits = policies.all_logits(s, nbr_f)                 # [n, n, M, A] or [n, M, A]
             logits = logits.masked_fill(avail == 0, NEG)           # avail of agent j broadcasts over i
             log_pi = F.log_softmax(logits, -1)
             probs = log_pi.exp()

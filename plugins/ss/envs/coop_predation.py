@@ -30,6 +30,7 @@ PARAMS = {
     "step_size": Param(float, 1.0, low=0.0, doc="distance moved per step"),
     "episode_limit": Param(int, 30, low=1, doc="steps per episode"),
     "neighbour_distance": Param(float, 0.1, low=0.0, high=1.0, doc="normalised distance of the env's neighbour graph"),
+    "time_in_state": Param(bool, False, doc="append t / episode_limit to the state (not in the paper's state)"),
     "seed": Param(int, None, low=0, nullable=True, doc="fallback only: the runner passes the run seed"),
 }
 
@@ -47,9 +48,10 @@ class CoopPredation(IndividualRewardEnv):
     extras = ("neighbours", "positions", "coop_action", "cooperated")
 
     def __init__(self, n_envs, n_agents=8, size=30.0, step_size=1.0, episode_limit=30, neighbour_distance=0.1,
-                 seed=None):
+                 time_in_state=False, seed=None):
         super().__init__(n_envs, n_agents, episode_limit, seed)
         self.size, self.step_size, self.neighbour_distance = float(size), float(step_size), float(neighbour_distance)
+        self.time_in_state = bool(time_in_state)
         self.x = np.zeros((self.n_envs, self.n_agents))
         self.prey = np.zeros((self.n_envs, 1))
         self.coop_steps = np.zeros((self.n_envs, 3))  # C-C, C-D, D-D step counts (N = 2 only)
@@ -86,7 +88,10 @@ class CoopPredation(IndividualRewardEnv):
         return info
 
     def get_state(self):
-        return ((self.x - self.prey) / self.size).astype(np.float32)
+        s = (self.x - self.prey) / self.size
+        if self.time_in_state:
+            s = np.concatenate([s, (self.t / self.episode_limit)[:, None]], 1)
+        return s.astype(np.float32)
 
     def get_obs(self):
         s = self.get_state()
