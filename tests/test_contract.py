@@ -16,9 +16,11 @@ ALGS = available("algs")
 ENVS = available("envs")
 # The tiny env each algorithm is trained on (per-agent-reward algorithms need such an env).
 # The host's MADDPG learner masks by `terminated` only, so one-step episodes (matrix_game) leave it
-# nothing to average: the MADDPG family trains on the 25-step mpe_tag.
+# nothing to average: the MADDPG family trains on the 25-step mpe_tag. Per-agent-reward algorithms
+# (Suggestion Sharing and its baselines) train on coop_predation.
 TINY_ENV = {"example_alg": "example_split",
-            **{alg: "mpe_tag" for alg in ("maddpg", "rgmcomm_maddpg", "commnet_maddpg", "tarmac_maddpg")}}
+            **{alg: "mpe_tag" for alg in ("maddpg", "rgmcomm_maddpg", "commnet_maddpg", "tarmac_maddpg")},
+            **{alg: "coop_predation" for alg in ("ss", "ss_rho0", "ss_ippo", "vs", "vps", "ps", "cl", "imr")}}
 
 
 def test_stock_baselines_are_shipped():

@@ -1,0 +1,111 @@
+"""Paper 002's learner on real batches: VS uses the averaged values, the neighbourhood protocols,
+the baselines' switches, and a short learning run."""
+import numpy as np
+import pytest
+import torch as th
+
+import plugins.ss.learner as ss_learner
+from marlkit.errors import SuiteError
+from marlkit.experiment import offline
+from plugins.ss.exchange import share_values
+from plugins.ss.neighbours import neighbour_mask
+
+SMALL = dict(batch_size_run=4, buffer_size=4, batch_size=4, learner_log_interval=1)
+
+
+def _built(alg, env="coop_predation", **updates):
+    args, runner, buffer, mac, learner = offline(alg, env, {**SMALL, **updates})
+    batch, _ = runner.run(test_mode=False)
+    return args, runner, mac, learner, batch
+
+
+def test_vs_advantages_use_neighbour_averaged_values(monkeypatch):
+    args, _, _, learner, batch = _built("vs", ss_protocol="all", env_args={"n_agents": 3})
+    with th.no_grad():
+        expected = share_values(learner.values(batch["state"]), neighbour_mask(args, batch, batch.max_seq_length, 0))
+    seen = {}
+    real = ss_learner.gae
+
+    def spy(rewards, values, *rest):
+        seen["values"] = values
+        return real(rewards, values, *rest)
+
+    monkeypatch.setattr(ss_learner, "gae", spy)
+    learner.train(batch, 0, 0)
+    assert th.allclose(seen["values"], expected, atol=1e-6)
+    own = learner.values(batch["state"])
+    assert not th.allclose(seen["values"], own)  # really averaged, not the agent's own
+
+
+def test_env_protocol_equals_distance_protocol_on_predation():
+    args, _, _, _, batch = _built("ss", env_args={"n_agents": 8})
+    T = batch.max_seq_length
+    env_graph = neighbour_mask(args, batch, T, 0)
+    args.ss_protocol = "distance"
+    assert th.equal(neighbour_mask(args, batch, T, 0), env_graph)
+    assert env_graph.sum() > 0 and (env_graph.diagonal(dim1=-2, dim2=-1) == 0).all()
+
+
+def test_random_and_every_k_protocols():
+    args, _, _, _, batch = _built("ss", ss_protocol="random", ss_random_m=3, ss_share_every=2,
+                                  env_args={"n_agents": 8})
+    T = batch.max_seq_length
+    g = th.Generator().manual_seed(0)
+    mask = neighbour_mask(args, batch, T, 0, g)
+    assert (mask.sum(-1) == 3).all() and (mask.diagonal(dim1=-2, dim2=-1) == 0).all()
+    assert not th.equal(mask[0, 0], neighbour_mask(args, batch, T, 2, g)[0, 0])  # redrawn per update
+    assert neighbour_mask(args, batch, T, 1, g).sum() == 0  # no sharing on odd updates
+    args.ss_random_m = 8
+    with pytest.raises(SuiteError, match="ss_random_m"):
+        neighbour_mask(args, batch, T, 0, g)
+
+
+@pytest.mark.parametrize("alg", ["ss", "ss_rho0", "ss_ippo", "vs", "vps", "ps", "cl", "imr"])
+def test_every_baseline_updates_its_own_networks(alg):
+    _, _, mac, learner, batch = _built(alg, ss_protocol="all", env_args={"n_agents": 3})
+    before = [p.detach().clone() for p in mac.parameters()]
+    learner.train(batch, 0, 0)
+    assert any(not th.equal(b, p) for b, p in zip(before, mac.parameters()))
+    groups = mac.agent.net.groups
+    assert groups == (9 if alg in ("ss", "ss_rho0", "ps") else 3)
+    assert learner.value_groups == (1 if alg == "cl" else 3)
+
+
+def test_vps_and_ps_leave_agents_in_consensus_under_the_all_protocol():
+    _, _, mac, learner, batch = _built("vps", ss_protocol="all", env_args={"n_agents": 3})
+    learner.train(batch, 0, 0)
+    for p in learner.critic.parameters():
+        assert th.allclose(p[0], p[1]) and th.allclose(p[1], p[2])
+    _, _, mac, learner, batch = _built("ps", ss_protocol="all", env_args={"n_agents": 3})
+    learner.train(batch, 0, 0)
+    for p in mac.agent.net.parameters():
+        q = p.reshape(3, 3, *p.shape[1:])
+        assert th.allclose(q[0], q[1], atol=1e-6) and th.allclose(q[0], q[2], atol=1e-6)
+
+
+def test_imr_needs_a_cooperative_act():
+    with pytest.raises(SuiteError, match="cooperative act"):
+        offline("imr", "coop_navigation", SMALL)
+
+
+def test_ss_learns_to_cooperate_on_two_agent_predation():
+    """Two predators, prisoner's dilemma per step: SS reaches mostly mutual approach (C-C)."""
+    rates = []
+    for seed in (1, 2, 3):
+        args, runner, buffer, mac, learner = offline("ss", "coop_predation", dict(
+            LEARNING, seed=seed, env_args={"n_agents": 2}))
+        for update in range(LEARNING_UPDATES):
+            batch, _ = runner.run(test_mode=False)
+            learner.train(batch, runner.t_env, update)
+        cc = []
+        for _ in range(4):
+            runner.run(test_mode=True)
+            cc.extend(info["cc_rate"] for info in runner.last_infos)
+        rates.append(float(np.mean(cc)))
+    assert min(rates) > LEARNING_THRESHOLD, rates
+
+
+LEARNING = dict(batch_size_run=8, buffer_size=8, batch_size=8, ss_protocol="all", ss_actor_lr=1e-3, ss_critic_lr=1e-3,
+                learner_log_interval=10**9, test_nepisode=32)
+LEARNING_UPDATES = 150
+LEARNING_THRESHOLD = 0.9
