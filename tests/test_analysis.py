@@ -312,6 +312,23 @@ def test_heatmap_bad_prefix_and_mixed_ranges(hist_results, capsys):
     assert code == 0, err
 
 
+def test_heatmap_range_of_runs_that_did_not_log_it(hist_results, capsys):
+    """Runs without <prefix>_low/_high bin on [0, 1] with a note, or on --heatmap-range."""
+    runs = analysis.load_runs(hist_results, "predator_prey", ["ow_qmix_pp"],
+                              filters=["env_args.miscapture_punishment=-2"])
+    for run in runs:
+        del run.metrics["weight_hist_low"], run.metrics["weight_hist_high"]
+    notes = []
+    [m] = analysis.heatmaps(runs, "weight_hist", notes=notes)
+    np.testing.assert_allclose(m.edges, [0, 0.25, 0.5, 0.75, 1])
+    assert any("did not log weight_hist_low/weight_hist_high" in n and "--heatmap-range" in n for n in notes)
+    [m] = analysis.heatmaps(runs, "weight_hist", bin_range=(0.1, 1.0))
+    np.testing.assert_allclose(m.edges, [0.1, 0.325, 0.55, 0.775, 1])
+    code, _, err = run_main(["--results", hist_results, "--heatmap", "weight_hist", "--heatmap-range", "0.1", "1",
+                             "--algs", "ow_qmix_pp", "--filter", "env_args.miscapture_punishment=-0.5"], capsys)
+    assert code == 0, err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--env", "smax_8m"], "unknown env 'smax_8m'"),
     (["--algs", "qmxi"], "did you mean 'qmix'"),
@@ -326,6 +343,8 @@ def test_heatmap_bad_prefix_and_mixed_ranges(hist_results, capsys):
     (["--heatmap", "weight_hist"], "unknown histogram prefix 'weight_hist'"),
     (["--heatmap", "weight_hist", "--stat", "iqm"], "drop --metric/--stat"),
     (["--heatmap-log"], "--heatmap-log needs --heatmap"),
+    (["--heatmap-range", "0", "1"], "--heatmap-range needs --heatmap"),
+    (["--heatmap", "weight_hist", "--heatmap-range", "1", "0"], "needs LOW < HIGH"),
 ])
 def test_bad_input_is_one_error_line(results, capsys, argv, message):
     code, stdout, err = run_main(["--results", results, *argv], capsys)

@@ -222,3 +222,26 @@ def test_presets_extend_their_base():
     assert env["env_args"] == dict(named_yaml("envs", "predator_prey")["env_args"], miscapture_punishment=-2.0)
     config = build_config("remix_pp", "predator_prey_p2", {}, get_registry())
     assert config["env_args"]["n_prey"] == 8 and config["w_min"] == 0.1 and config["lr"] == 0.001
+
+
+def test_out_of_tree_plugin_trains_from_the_command_line(tmp_path):
+    """Issue 8's proof: the example plugin, copied outside the repository and named only in
+    MARLKIT_PLUGINS, adds an env (with its own config/ folder), a learner and batch fields, and
+    run.py trains it; nothing under src/ knows it."""
+    import shutil
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    shutil.copytree(os.path.join(root, "tests", "example_plugins"), tmp_path / "elsewhere")
+    env = dict(os.environ, MARLKIT_PLUGINS=str(tmp_path / "elsewhere"), OMP_NUM_THREADS="1")
+    results = tmp_path / "results"
+    proc = subprocess.run([sys.executable, "run.py", "--config=example_alg", "--env-config=example_split", "with",
+                           "t_max=60", "test_interval=30", "log_interval=30", "runner_log_interval=30",
+                           "learner_log_interval=30", "test_nepisode=2", f"local_results_path={results}"],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [run_dir] = sacred_dirs(str(results))
+    assert {"return_mean", "test_return_mean", "loss"} <= set(metrics(run_dir))
+    for path in glob.glob(os.path.join(root, "src", "marlkit", "**", "*.py"), recursive=True):
+        assert "example_" not in open(path).read(), path  # none of the plugin's names

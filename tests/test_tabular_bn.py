@@ -88,3 +88,16 @@ def test_study_command_writes_figure_and_numbers(tmp_path):
     assert curve["iters"] == [0, 5, 10, 15, 20] and len(curve["poa_mean"]) == len(curve["nash_gap_se"]) == 5
     assert len(curve["poa_final_per_seed"]) == 3
     assert np.mean(curve["poa_final_per_seed"]) == pytest.approx(curve["poa_mean"][-1], abs=1e-6)
+
+
+def test_documented_command_still_runs_the_study():
+    """``python -m marlkit.tabular_bn`` (README, docs) forwards to plugins/dagbn/tabular_bn.py."""
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.path.join(root, "src"), OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "marlkit.tabular_bn", "--help"], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "--reward-variant" in proc.stdout and "Tabular softmax BN policies" in proc.stdout

@@ -39,6 +39,8 @@ from marlkit.envs.base import VecEnv
 from marlkit.errors import SuiteError
 from marlkit.params import Param, check_env_args
 
+from .coordination_game import binary_actions
+
 PARAMS = {
     "rows": Param(int, 2, low=1, doc="grid rows"),
     "cols": Param(int, 5, low=1, doc="grid columns (n_agents = rows * cols)"),
@@ -107,10 +109,7 @@ class Aloha(VecEnv):
         self.collisions[:] = 0
 
     def step(self, actions, active):
-        actions = np.asarray(actions, dtype=np.int64).reshape(self.n_envs, self.n_agents)
-        active = np.asarray(active, dtype=bool)
-        if ((actions < 0) | (actions > 1)).any():
-            raise SuiteError(f"aloha actions must be 0 (wait) or 1 (transmit), got {np.unique(actions).tolist()}")
+        actions, active = binary_actions(self, "aloha", actions, active, "0 (wait) or 1 (transmit)")
         transmit = actions == 1
         sending = transmit & (self.backlog > 0)
         blocking = transmit if self.empty_transmit_collides else sending

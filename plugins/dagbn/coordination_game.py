@@ -376,10 +376,7 @@ class CoordinationGame(VecEnv):
         self.t[:] = 0
 
     def step(self, actions, active):
-        actions = np.asarray(actions, dtype=np.int64).reshape(self.n_envs, self.n_agents)
-        active = np.asarray(active, dtype=bool)
-        if ((actions < 0) | (actions > 1)).any():
-            raise SuiteError(f"coordination_game actions must be 0 or 1, got {np.unique(actions).tolist()}")
+        actions, active = binary_actions(self, "coordination_game", actions, active)
         follow = self.rng.random((self.n_envs, self.n_agents)) < self.success_prob
         nxt = np.where(follow, actions, 1 - actions)
         self.bits = np.where(active[:, None], nxt, self.bits)
@@ -405,6 +402,15 @@ class CoordinationGame(VecEnv):
     def load_state_dict(self, state):
         self.rng.bit_generator.state = state["rng"]
         self.bits, self.t = np.array(state["bits"]), np.array(state["t"])
+
+
+def binary_actions(env, name, actions, active, meaning="0 or 1"):
+    """``(actions [n_envs, n_agents] int64, active [n_envs] bool)`` of a binary-action env (this
+    game and Aloha), or a one-line SuiteError for any other action."""
+    actions = np.asarray(actions, dtype=np.int64).reshape(env.n_envs, env.n_agents)
+    if ((actions < 0) | (actions > 1)).any():
+        raise SuiteError(f"{name} actions must be {meaning}, got {np.unique(actions).tolist()}")
+    return actions, np.asarray(active, dtype=bool)
 
 
 def make(env_args, n_envs, seed):

@@ -19,6 +19,7 @@ Optional hooks (the suite calls them only when present; docs/DESIGN.md section 3
 from __future__ import annotations
 
 import inspect
+import numbers
 from typing import Any, Callable, Protocol, runtime_checkable
 
 from .errors import SuiteError
@@ -154,7 +155,7 @@ def check_env_factory(name: str, make, owner: str) -> None:
 def check_env(name: str, env) -> None:
     """An env family's ``make`` returned ``env``: it must be a VecEnv (one line otherwise)."""
     missing = [m for m in members(VecEnv) if not callable(getattr(env, m, None))]
-    if missing or not isinstance(getattr(env, "n_envs", None), int):
+    if missing or not isinstance(getattr(env, "n_envs", None), numbers.Integral):
         what = ", ".join(m + "()" for m in missing) or "an int n_envs"
         raise SuiteError(f"env '{name}': make() returned {type(env).__name__}, which lacks {what} "
                          f"(subclass marlkit.envs.base.VecEnv)")

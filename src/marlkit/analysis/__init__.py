@@ -40,7 +40,9 @@ label side by side: x = env steps, y = weight (bin edges marked), colour = share
 the bin, the mean over seeds on the common step grid (as above; ``--until``/``--smooth`` apply), with
 a shared colour bar (``--heatmap-log`` for a log colour scale). The bins span [low, high] as the
 run logged them in ``<PREFIX>_low`` and ``<PREFIX>_high`` (e.g. the weighted learners log their
-floor as ``weight_hist_low``); a run that logged neither is taken to bin [0, 1]. Outputs (default ``<results>/plots/<env>_<PREFIX>_heatmap.png``): the PNG,
+floor as ``weight_hist_low``); ``--heatmap-range LOW HIGH`` sets the span for every run instead
+(runs that logged neither are taken to bin [0, 1], with a note). Outputs (default
+``<results>/plots/<env>_<PREFIX>_heatmap.png``): the PNG,
 ``<stem>.csv`` (step, bin, label, share, bin_low, bin_high, n_seeds) and ``<stem>.md`` (per label: the
 share in the lowest bin and the mean weight from bin centres at the first and last common step).
 """

@@ -36,11 +36,16 @@ def parse_args(argv):
                         "env steps; writes PNG, CSV (step, bin, label, share) and MD "
                         "(default: <results>/plots/<env>_<PREFIX>_heatmap.png)")
     p.add_argument("--heatmap-log", action="store_true", help="log colour scale for --heatmap")
+    p.add_argument("--heatmap-range", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                   help="the span of the histogram's bins for every run (default: what each run logged as "
+                        "PREFIX_low/PREFIX_high, else [0, 1])")
     args = p.parse_args(argv)
     if args.smooth < 1:
         raise SuiteError("--smooth must be at least 1")
-    if args.heatmap_log and not args.heatmap:
-        raise SuiteError("--heatmap-log needs --heatmap PREFIX")
+    if (args.heatmap_log or args.heatmap_range) and not args.heatmap:
+        raise SuiteError(f"{'--heatmap-log' if args.heatmap_log else '--heatmap-range'} needs --heatmap PREFIX")
+    if args.heatmap_range and not args.heatmap_range[0] < args.heatmap_range[1]:
+        raise SuiteError("--heatmap-range LOW HIGH needs LOW < HIGH")
     if args.heatmap and (args.metric or args.stat != "mean"):
         raise SuiteError("--heatmap draws the mean over seeds of the PREFIX_<i> metrics; drop --metric/--stat")
     return args
@@ -52,7 +57,7 @@ def analyse(args, notes=None) -> tuple:
     env = choose_env(args.results, args.env)
     runs = load_runs(args.results, env, args.algs, args.include_running, args.filter, notes)
     if args.heatmap:
-        maps = heatmaps(runs, args.heatmap, args.label_by, args.until, args.smooth, notes)
+        maps = heatmaps(runs, args.heatmap, args.label_by, args.until, args.smooth, notes, args.heatmap_range)
         out = args.out or os.path.join(args.results, "plots", f"{env}_{args.heatmap}_heatmap.png")
         paths = write_heatmap_outputs(maps, env, args.heatmap, out, args.heatmap_log, args.smooth)
         with open(paths["md"]) as f:

@@ -50,19 +50,26 @@ def hist_bins(runs, prefix) -> list:
     return [f"{prefix}_{i}" for i in index]
 
 
-def hist_range(run, prefix) -> tuple:
+def hist_range(run, prefix):
     """(low, high) of a run's histogram ``prefix``: its last logged ``<prefix>_low`` and
-    ``<prefix>_high`` (the learner states what its bins cover), else (0, 1)."""
-    def last(name, default):
+    ``<prefix>_high`` (the learner states what its bins cover), or None if it logged neither."""
+    def last(name):
         series = run.metrics.get(f"{prefix}_{name}")
-        return float(series[1][-1]) if series is not None and len(series[1]) else default
+        return float(series[1][-1]) if series is not None and len(series[1]) else None
 
-    low, high = last("low", 0.0), last("high", 1.0)
-    return (low, high) if low < high else (0.0, 1.0)
+    low, high = last("low"), last("high")
+    if low is None and high is None:
+        return None
+    low, high = 0.0 if low is None else low, 1.0 if high is None else high
+    return (low, high) if low < high else None
 
 
-def heatmaps(runs, prefix, label_by=None, until=None, window=1, notes=None) -> list:
-    """[Heatmap] per label: every bin's share aligned and averaged over seeds like a curve."""
+def heatmaps(runs, prefix, label_by=None, until=None, window=1, notes=None, bin_range=None) -> list:
+    """[Heatmap] per label: every bin's share aligned and averaged over seeds like a curve.
+
+    The bins span what each run logged (``hist_range``); ``bin_range`` (low, high) overrides that for
+    every run, e.g. for runs that predate the logged range. Runs with neither span [0, 1], with a note.
+    """
     notes = [] if notes is None else notes
     bins = hist_bins(runs, prefix)
     complete = [r for r in runs if all(b in r.metrics for b in bins)]
@@ -78,7 +85,13 @@ def heatmaps(runs, prefix, label_by=None, until=None, window=1, notes=None) -> l
     out = []
     for j, first in enumerate(per_bin[0]):
         group = [r for r in complete if label_of(r, label_by) == first.label]
-        ranges = sorted({hist_range(r, prefix) for r in group})
+        logged = [(r, hist_range(r, prefix)) for r in group] if bin_range is None else []
+        unstated = [f"{r.alg}/{r.run_id}" for r, span in logged if span is None]
+        if unstated:
+            notes.append(f"{len(unstated)} run(s) did not log {prefix}_low/{prefix}_high: their bins are taken to "
+                         f"span [0, 1] (give the span with --heatmap-range LOW HIGH): {', '.join(unstated)}")
+        spans = [tuple(bin_range)] if bin_range is not None else [span or (0.0, 1.0) for _, span in logged]
+        ranges = sorted(set(spans))
         if len(ranges) > 1:
             raise SuiteError(f"{first.label} pools runs whose {prefix} bins cover different ranges "
                              f"({', '.join(f'[{lo:g}, {hi:g}]' for lo, hi in ranges)}); separate them with "
