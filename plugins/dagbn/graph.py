@@ -9,9 +9,13 @@ A DAG is built as G = U * (P^T M P) (elementwise):
   * U: a 0/1 edge matrix over ordered pairs, sampled by the edge net.
 Acyclic by construction whatever U and P are. Both factors are hard in the forward pass and carry
 straight-through gradients: U from a Gumbel-Softmax over 2 logits per ordered pair (Jang et al.),
-P from Gumbel-Sinkhorn (Mena et al.) made hard by Hungarian matching. Test mode drops the noise.
+P from Gumbel-Sinkhorn (Mena et al.) made hard by an exact maximum-weight matching (``hungarian``).
+Test mode drops the noise.
 """
 from __future__ import annotations
+
+from functools import lru_cache
+import itertools
 
 import numpy as np
 import torch as th
@@ -47,8 +51,8 @@ def density(G: th.Tensor) -> th.Tensor:
 
 
 def gumbel_like(x: th.Tensor) -> th.Tensor:
-    u = th.rand_like(x).clamp_(1e-10, 1.0 - 1e-7)
-    return -th.log(-th.log(u))
+    """Standard Gumbel noise -log(-log(u)), u ~ U(0, 1) clamped away from 0 and 1."""
+    return th.rand_like(x).clamp_(1e-10, 1.0 - 1e-7).log_().neg_().log_().neg_()
 
 
 def gumbel_sinkhorn(log_alpha: th.Tensor, tau: float = 1.0, noise: float = 1.0, iters: int = 20) -> th.Tensor:
@@ -56,11 +60,11 @@ def gumbel_sinkhorn(log_alpha: th.Tensor, tau: float = 1.0, noise: float = 1.0, 
     (log_alpha + noise * Gumbel) / tau; doubly stochastic up to the iteration tolerance."""
     x = log_alpha + noise * gumbel_like(log_alpha) if noise > 0 else log_alpha
     x = x / tau
-    if not th.is_grad_enabled():  # acting: the same normalisation with sums (3x fewer kernels)
-        p = (x - x.amax((-2, -1), keepdim=True)).exp()
+    if not th.is_grad_enabled():  # acting: the same normalisation with sums, in place (4x fewer kernels)
+        p = (x - x.amax((-2, -1), keepdim=True)).exp_()
         for _ in range(iters):
-            p = p / p.sum(-1, keepdim=True)
-            p = p / p.sum(-2, keepdim=True)
+            p.div_(p.sum(-1, keepdim=True))
+            p.div_(p.sum(-2, keepdim=True))
         return p
     for _ in range(iters):
         x = x - th.logsumexp(x, dim=-1, keepdim=True)
@@ -68,14 +72,34 @@ def gumbel_sinkhorn(log_alpha: th.Tensor, tau: float = 1.0, noise: float = 1.0, 
     return x.exp()
 
 
+ENUMERATE_UP_TO = 6  # n! = 720 candidate orders: one matrix product scores them all
+
+
+@lru_cache(maxsize=None)
+def _all_permutations(n: int, device) -> tuple:
+    """(cells [n*n, n!], matrices [n!, n, n]) of every permutation matrix of size n: column p of
+    ``cells`` marks the n cells of matrix p, so flat weights @ cells = each permutation's total."""
+    order = th.tensor(list(itertools.permutations(range(n))), device=device)
+    matrices = F.one_hot(order, n).to(th.float64)  # row k has its 1 in column order[k]
+    return matrices.reshape(len(order), n * n).T.contiguous(), matrices
+
+
 def hungarian(soft: th.Tensor) -> th.Tensor:
-    """The permutation matrix closest to each soft one (max-weight matching), as a 0/1 tensor."""
-    flat = soft.detach().reshape(-1, *soft.shape[-2:]).cpu().numpy()
-    hard = np.zeros_like(flat)
-    for b, m in enumerate(flat):
-        rows, cols = linear_sum_assignment(-m)
-        hard[b, rows, cols] = 1.0
-    return th.as_tensor(hard, dtype=soft.dtype, device=soft.device).reshape(soft.shape)
+    """The permutation matrix of maximum total weight for each soft one (an exact matching), 0/1.
+
+    Batched: for n <= ENUMERATE_UP_TO every permutation's total in one float64 matrix product
+    and its argmax; for larger n scipy's exact Jonker-Volgenant solver per matrix (3 us each at
+    n = 10; a vectorised O(n 2^n) subset DP measured 100x slower there), with one batched scatter.
+    Both return the unique optimum whenever it is unique (almost surely, with Gumbel noise)."""
+    n = soft.shape[-1]
+    flat = soft.detach().reshape(-1, n, n)
+    if n <= ENUMERATE_UP_TO:
+        cells, matrices = _all_permutations(n, flat.device)
+        hard = matrices[(flat.reshape(-1, n * n).to(th.float64) @ cells).argmax(-1)]
+    else:
+        cols = np.stack([linear_sum_assignment(m, maximize=True)[1] for m in flat.cpu().numpy()])
+        hard = th.as_tensor(np.eye(n)[cols], device=soft.device)
+    return hard.to(soft.dtype).reshape(soft.shape)
 
 
 class _StraightThrough(th.autograd.Function):
@@ -137,7 +161,7 @@ class DAGNet(nn.Module):
         scores = F.logsigmoid(self.perm_net(joint_obs).view(*lead, self.n, self.n))
         noise = 0.0 if test_mode else self.sinkhorn["noise"]
         soft = gumbel_sinkhorn(scores, self.sinkhorn["tau"], noise, self.sinkhorn["iters"])
-        return straight_through(hungarian(soft), soft)
+        return straight_through(hungarian(soft), soft) if th.is_grad_enabled() else hungarian(soft)
 
     def forward(self, obs, test_mode=False):
         """obs [..., n, obs_dim] -> G [..., n, n] (parent j, child i)."""

@@ -136,8 +136,9 @@ class BNMAC(host.BasicMAC):
         noise = 0.0 if greedy else -th.log(-th.log(th.rand(avail.shape, device=own.device).clamp_(1e-10, 1.0 - 1e-7)))
         onehot = th.zeros(avail.shape, dtype=own.dtype, device=own.device)
         passes = avail.shape[1] if bool(G.any()) else 1  # n passes always suffice (path <= n - 1)
+        unavailable = avail == 0
         for k in range(passes):
-            logits = policy.head(own, parent_inputs(G, onehot, parent_obs)).masked_fill(avail == 0, NEG)
+            logits = policy.head(own, parent_inputs(G, onehot, parent_obs)).masked_fill(unavailable, NEG)
             chosen = (logits + noise).argmax(-1)
             if k > 0 and bool((chosen == actions).all()):
                 break
