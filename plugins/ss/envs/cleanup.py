@@ -46,6 +46,7 @@ PARAMS = {
 
 class Cleanup(GridDilemma):
     n_actions = 6
+    state_keys = ("pos", "apples", "waste", "t", "returns", "cooperated", "eaten", "cleaned")
 
     def __init__(self, n_envs, n_agents=5, height=11, width=18, river_width=3, orchard_width=4, episode_limit=100,
                  initial_waste=0.3, waste_spawn_prob=0.5, apple_respawn_prob=0.05, depletion_threshold=0.4,
@@ -110,13 +111,6 @@ class Cleanup(GridDilemma):
     def _extra_infos(self, e):
         return {**super()._extra_infos(e), "waste_cleaned": float(self.cleaned[e]),
                 "waste_density": float(self.waste[e].sum() / self.river.sum())}
-
-    def state_dict(self):
-        return {**super().state_dict(), "waste": self.waste.copy()}
-
-    def load_state_dict(self, state):
-        super().load_state_dict(state)
-        self.waste = np.array(state["waste"])
 
 
 ENV = Cleanup

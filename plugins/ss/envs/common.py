@@ -16,6 +16,7 @@ class IndividualRewardEnv(VecEnv):
 
     n_actions: int
     extras: tuple = ("neighbours", "positions")
+    state_keys: tuple = ()  # array attributes a checkpoint keeps (besides the RNG)
 
     def __init__(self, n_envs, n_agents, episode_limit, seed):
         self.n_envs, self.n_agents, self.episode_limit = int(n_envs), int(n_agents), int(episode_limit)
@@ -82,10 +83,12 @@ class IndividualRewardEnv(VecEnv):
         raise NotImplementedError
 
     def state_dict(self):
-        return {"rng": self.rng.bit_generator.state}
+        return {"rng": self.rng.bit_generator.state, **{k: getattr(self, k).copy() for k in self.state_keys}}
 
     def load_state_dict(self, state):
         self.rng.bit_generator.state = state["rng"]
+        for key in self.state_keys:
+            setattr(self, key, np.array(state[key]))
 
 
 def maker(key, cls, params):

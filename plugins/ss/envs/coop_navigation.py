@@ -33,6 +33,7 @@ PARAMS = {
 
 class CoopNavigation(IndividualRewardEnv):
     n_actions = 5
+    state_keys = ("pos", "landmarks", "t", "returns", "collisions")
 
     def __init__(self, n_envs, n_agents=3, size=5, episode_limit=100, collision_reward=-1.0, seed=None):
         if n_agents > size * size:
@@ -75,13 +76,6 @@ class CoopNavigation(IndividualRewardEnv):
     def neighbours(self):
         d = np.abs(self.pos[:, :, None, :] - self.pos[:, None, :, :]).sum(-1)
         return (d <= 1) & ~np.eye(self.n_agents, dtype=bool)
-
-    def state_dict(self):
-        return {**super().state_dict(), "pos": self.pos.copy(), "landmarks": self.landmarks.copy()}
-
-    def load_state_dict(self, state):
-        super().load_state_dict(state)
-        self.pos, self.landmarks = np.array(state["pos"]), np.array(state["landmarks"])
 
 
 ENV = CoopNavigation

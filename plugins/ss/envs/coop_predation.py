@@ -46,6 +46,7 @@ def payoff(coop: np.ndarray) -> np.ndarray:
 class CoopPredation(IndividualRewardEnv):
     n_actions = 2
     extras = ("neighbours", "positions", "coop_action", "cooperated")
+    state_keys = ("x", "prey", "t", "returns", "cooperated", "coop_steps", "coop_actions")
 
     def __init__(self, n_envs, n_agents=8, size=30.0, step_size=1.0, episode_limit=30, neighbour_distance=0.1,
                  time_in_state=False, seed=None):
@@ -104,13 +105,6 @@ class CoopPredation(IndividualRewardEnv):
         p = self.x / self.size
         close = np.abs(p[:, :, None] - p[:, None, :]) <= self.neighbour_distance
         return close & ~np.eye(self.n_agents, dtype=bool)
-
-    def state_dict(self):
-        return {**super().state_dict(), "x": self.x.copy(), "prey": self.prey.copy()}
-
-    def load_state_dict(self, state):
-        super().load_state_dict(state)
-        self.x, self.prey = np.array(state["x"]), np.array(state["prey"])
 
 
 ENV = CoopPredation

@@ -20,6 +20,7 @@ from .grid import move_blocked, random_cells
 class GridDilemma(IndividualRewardEnv):
     n_actions = 5
     extras = ("neighbours", "positions", "cooperated")
+    state_keys = ("pos", "apples", "t", "returns", "cooperated", "eaten")
 
     def __init__(self, n_envs, n_agents, height, width, episode_limit, seed, spawn_cells):
         if n_agents > len(spawn_cells):
@@ -70,9 +71,3 @@ class GridDilemma(IndividualRewardEnv):
     def _extra_infos(self, e):
         return {"apples_eaten": float(self.eaten[e]), "apples_left": float(self.apples[e].sum())}
 
-    def state_dict(self):
-        return {**super().state_dict(), "pos": self.pos.copy(), "apples": self.apples.copy()}
-
-    def load_state_dict(self, state):
-        super().load_state_dict(state)
-        self.pos, self.apples = np.array(state["pos"]), np.array(state["apples"])
