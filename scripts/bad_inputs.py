@@ -426,7 +426,13 @@ def main():
     p.add_argument("--out", default=None, help="write the markdown table here")
     p.add_argument("--json", default=None, help="write per-case results here")
     p.add_argument("--timeout", type=float, default=240)
+    p.add_argument("--from-json", nargs="+", default=None,
+                   help="no runs: the tables of saved --json results (a later file replaces a group's rows)")
     a = p.parse_args()
+    if a.from_json:
+        results = merged(a.from_json)
+        print(summary(results) + "\n\n" + details(results))
+        return
     root = os.path.abspath(a.root)
     sys.path.insert(0, os.path.join(root, "src"))
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -458,6 +464,17 @@ def main():
     if a.json:
         with open(a.json, "w") as f:
             json.dump(results, f, indent=1)
+
+
+def merged(paths):
+    """Rows of several --json files for the current cases, in their order; a later file's row of a
+    case replaces an earlier one (e.g. a rerun of one group)."""
+    rows = {}
+    for path in paths:
+        with open(path) as f:
+            rows.update({(r["group"], r["name"]): r for r in json.load(f)})
+    keys = [(c["group"], c["name"]) for c in cases()]
+    return [rows[k] for k in keys if k in rows]
 
 
 def summary(results):

@@ -315,3 +315,4 @@ def test_memory_estimate_counts_the_buffer():
     parts = limits.estimate(dict(buffer_size=10, batch_size=2, batch_size_run=1, hidden_dim=4), info)
     per_step = 4 * (7 + 2 * 5 + 2 + 1) + 2 + 2 * (8 + 12 + 12)
     assert parts["replay buffer"] == 10 * 10 * per_step
+    assert parts["rollout hidden states"] == 16 * 1 * 2 * 4

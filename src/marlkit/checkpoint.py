@@ -279,7 +279,7 @@ def _check_files(folder, manifest):
         if size == 0 and meta["size"]:
             raise _Bad(f"{name} is empty (0 of {meta['size']} bytes)")
         if size < meta["size"]:
-            raise _Bad(f"{name} is truncated ({size} of {meta['size']} bytes)")
+            raise _Bad(f"{name} is truncated or overwritten ({size} of {meta['size']} bytes)")
         if size != meta["size"]:
             raise _Bad(f"{name} has the wrong size ({size} bytes, {meta['size']} written)")
         if _sha256(full) != meta["sha256"]:

@@ -154,7 +154,8 @@ def run(alg, env, updates, registry=None):
         if observer.resumed_at is not None:
             log.info(f"run {observer.dir} continues from its checkpoint at t_env {observer.resumed_at:,}")
         log.info(f"run {observer.dir}: {alg} on {env_label(config)}, seed {args.seed}")
-        run_sequential(args, logger, vec_env, registry, resume)
+        with limits.memory_guard("this run's tensors (estimates are lower bounds)"):
+            run_sequential(args, logger, vec_env, registry, resume)
 
     with StopOnSignal():
         ex.run()

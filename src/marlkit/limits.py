@@ -130,6 +130,7 @@ def estimate(config: dict, env_info: dict) -> dict:
         "networks": 4 * 5 * (agent + mixer),  # weights, targets, gradients, two Adam moments
         "activations": 4 * 8 * b * steps * n * h,  # recurrent states and gates kept for backward
         "env": 4 * bs * (state + n * obs),
+        "rollout hidden states": 4 * 4 * bs * n * h,  # the agents' recurrent states of batch_size_run envs
     }
 
 

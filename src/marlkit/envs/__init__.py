@@ -26,6 +26,8 @@ def make_host_env(key):
             factory = host_envs()[key]
         except ImportError as exc:
             raise SuiteError(f"env '{key}' needs a package that is not installed ({exc})") from None
+        if key == "gymma":
+            _check_gym_key(env_args.get("key"))
         cls = factory.keywords["env"]
         takes_seed = "seed" in inspect.signature(cls.__init__).parameters
         envs = []
@@ -41,6 +43,19 @@ def make_host_env(key):
         return SerialVecEnv(envs)
 
     return make
+
+
+def _check_gym_key(gym_key):
+    """env_args.key of gymma is '<package>:<env id>' (the package registers the id) or a plain id."""
+    import importlib.util
+
+    if not isinstance(gym_key, str) or not gym_key:
+        raise SuiteError(f"env 'gymma' needs env_args.key, a Gymnasium id such as "
+                         f"lbforaging:Foraging-8x8-2p-3f-v3 (got {gym_key!r})")
+    package = gym_key.split(":", 1)[0] if ":" in gym_key else None
+    if package and importlib.util.find_spec(package.split(".")[0]) is None:
+        raise SuiteError(f"env_args.key '{gym_key}': package '{package}' is not installed (the part before ':' "
+                         "is the Python package that registers the env)")
 
 
 def _one_line(exc, limit=400):
