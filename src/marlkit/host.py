@@ -7,16 +7,42 @@ extending this module only.
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import sys
 
 HOST_PACKAGE = "pymarlzooplus"
 
-try:
-    _host = importlib.import_module(HOST_PACKAGE)
-except ImportError as exc:  # pragma: no cover - exercised only on broken installs
-    raise ImportError(
-        f"the host framework '{HOST_PACKAGE}' is not importable ({exc}); "
-        f"install it with: pip install --no-deps {HOST_PACKAGE}==1.1.0 (see README, Set-up)"
-    ) from exc
+
+def _host_package():
+    """The host package, registered without running its ``__init__``.
+
+    pymarlzooplus's ``__init__`` imports its main module, which imports every bundled env wrapper
+    (MPE scenarios, seaborn, ...): about 2 s per process that most runs never use. Registered
+    bare, the package still imports its submodules on demand (``__path__`` is set), so a run
+    loads only the host modules it needs; the one name ``__init__`` defines (``pymarlzooplus``,
+    the main entry) is resolved on first access.
+    """
+    if HOST_PACKAGE in sys.modules:
+        return sys.modules[HOST_PACKAGE]
+    spec = importlib.util.find_spec(HOST_PACKAGE)
+    if spec is None or spec.submodule_search_locations is None:  # pragma: no cover - broken installs
+        raise ImportError(
+            f"the host framework '{HOST_PACKAGE}' is not importable; "
+            f"install it with: pip install --no-deps {HOST_PACKAGE}==1.1.0 (see README, Set-up)"
+        )
+    package = importlib.util.module_from_spec(spec)
+
+    def main_entry(name):
+        if name == HOST_PACKAGE:
+            return getattr(importlib.import_module(f"{HOST_PACKAGE}.main"), name)
+        raise AttributeError(f"module '{HOST_PACKAGE}' has no attribute '{name}'")
+
+    package.__getattr__ = main_entry
+    sys.modules[HOST_PACKAGE] = package
+    return package
+
+
+_host = _host_package()
 
 from pymarlzooplus.components.action_selectors import REGISTRY as action_selectors  # noqa: E402
 from pymarlzooplus.components.action_selectors import SoftPoliciesSelector  # noqa: E402
