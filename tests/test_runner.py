@@ -48,6 +48,9 @@ class FixedMAC:
 
     action_selector = SimpleNamespace()
 
+    def __init__(self, scheme=None, groups=None, args=None):  # the controller constructor of the contract
+        pass
+
     def init_hidden(self, batch_size):
         pass
 
