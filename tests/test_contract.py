@@ -98,9 +98,10 @@ def test_components_are_checked_against_the_contract_when_added():
 
     reg = Registry()
     reg._owner = "plugin demo"
-    with pytest.raises(SuiteError, match=r"^plugin demo: learner 'half' \(Half\) lacks cuda\(\), save_models\(\), "
-                                         r"load_models\(\) of the learner contract"):
-        reg.add("learner", "half", type("Half", (), {"train": lambda self, b, t, e: None}))
+    with pytest.raises(SuiteError, match=r"^plugin demo: learner 'half' \(Half\) lacks train\(\) of the learner contract"):
+        reg.add("learner", "half", type("Half", (), {"cuda": lambda self: None}))
+    with pytest.raises(SuiteError, match=r"^plugin demo: controller 'mute' \(Mute\) lacks select_actions\(\)"):
+        reg.add("controller", "mute", type("Mute", (), {"init_hidden": lambda self, n: None}))
     with pytest.raises(SuiteError, match="must be constructible as Odd\\(mac, scheme, logger, args\\)"):
         reg.add("learner", "odd", type("Odd", (IndividualQLearner,), {"__init__": lambda self, args: None}))
     with pytest.raises(SuiteError, match="must be a class"):
@@ -116,6 +117,16 @@ def test_components_are_checked_against_the_contract_when_added():
         from marlkit.contract import check_env
 
         check_env("not_vec", reg.get("env", "not_vec").make({}, 1, 0))
+
+
+def test_learner_methods_a_run_needs_are_checked_when_it_starts():
+    from marlkit.contract import check_learner_for_run
+
+    trains_only = type("TrainsOnly", (), {"train": lambda self, b, t, e: None})
+    check_learner_for_run({"learner": "t", "save_model": False, "checkpoint_path": "", "use_cuda": False}, trains_only)
+    with pytest.raises(SuiteError, match=r"learner 't' \(TrainsOnly\) has no save_models\(\), load_models\(\), "
+                                         r"which save_model, checkpoint_path needs"):
+        check_learner_for_run({"learner": "t", "save_model": True, "checkpoint_path": "x"}, trains_only)
 
 
 def th_module():

@@ -340,6 +340,9 @@ def test_runner_writes_visible_when_a_scheme_declares_it(make3m):
     class RandomMAC:
         action_selector = SimpleNamespace()
 
+        def __init__(self, scheme=None, groups=None, args=None):  # the controller constructor of the contract
+            pass
+
         def init_hidden(self, batch_size):
             self.rng = np.random.default_rng(2)
 

@@ -48,19 +48,10 @@ class FixedMAC:
 
     action_selector = SimpleNamespace()
 
-    def __init__(self, scheme=None, groups=None, args=None):
+    def __init__(self, scheme=None, groups=None, args=None):  # the controller constructor of the contract
         pass
 
     def init_hidden(self, batch_size):
-        pass
-
-    def forward(self, batch, t, test_mode=False):  # the rest of the controller contract: unused here
-        raise AssertionError("the runner only calls select_actions")
-
-    def parameters(self):
-        return []
-
-    def load_state(self, other):
         pass
 
     def select_actions(self, batch, t_ep, t_env, bs, test_mode=False):

@@ -3,8 +3,8 @@
 Every component a plugin adds is checked against its Protocol by ``Registry.add`` (``check``): a
 missing method or a constructor that cannot take the arguments the run passes is one
 ``SuiteError`` line naming the plugin, the component and what is missing. The host's stock
-components are the model of this contract and are not re-checked (two of its learners lack
-checkpoint methods; they train, but cannot save models).
+components are the model of this contract and are not re-checked. Methods a run calls only with
+some settings (a learner's checkpoint files) are checked when such a run starts.
 
 Optional hooks (the suite calls them only when present; docs/DESIGN.md section 3):
   * ``Learner.observe_episodes(episode_batch)``: sees every new on-policy batch before the update;
@@ -27,24 +27,24 @@ from .errors import SuiteError
 
 @runtime_checkable
 class Learner(Protocol):
-    """``Learner(mac, scheme, logger, args)``; the loop calls ``train`` on every sampled batch."""
+    """``Learner(mac, scheme, logger, args)``; the loop calls ``train`` on every sampled batch.
+
+    Methods the run calls only with some settings are checked when such a run starts
+    (``check_learner_for_run``): ``save_models`` (save_model=True), ``load_models``
+    (checkpoint_path), ``cuda`` (use_cuda=True)."""
 
     def train(self, batch, t_env: int, episode_num: int) -> Any: ...
-    def cuda(self) -> None: ...
-    def save_models(self, path: str) -> None: ...
-    def load_models(self, path: str) -> None: ...
 
 
 @runtime_checkable
 class Controller(Protocol):
-    """``Controller(scheme, groups, args)`` (a multi-agent controller, pymarl's MAC)."""
+    """``Controller(scheme, groups, args)`` (a multi-agent controller, pymarl's MAC). The runner
+    calls these two; the learner a config pairs it with calls more (the host's learners use
+    pymarl's ``forward``, ``parameters``, ``load_state``, ``save_models``: subclass host.BasicMAC)."""
 
     def select_actions(self, ep_batch, t_ep: int, t_env: int, bs=..., test_mode: bool = False) -> Any:
         """Actions [len(bs), n_agents], or ``(actions, extra)`` (see the module docstring)."""
-    def forward(self, ep_batch, t: int, test_mode: bool = False) -> Any: ...
     def init_hidden(self, batch_size: int) -> None: ...
-    def parameters(self) -> Any: ...
-    def load_state(self, other) -> None: ...
 
 
 @runtime_checkable
@@ -144,6 +144,20 @@ def check(kind: str, name: str, obj, owner: str) -> None:
                          f"(marlkit.contract.{protocol.__name__})")
     if ctor_args is not None and not _accepts(obj, len(ctor_args)):
         raise SuiteError(f"{where} must be constructible as {obj.__name__}({', '.join(ctor_args)})")
+
+
+# Learner methods a run calls only with some settings: config key -> method.
+WHEN = {"save_model": "save_models", "checkpoint_path": "load_models", "use_cuda": "cuda"}
+
+
+def check_learner_for_run(config: dict, learner) -> None:
+    """Before a run starts: the learner class has the methods its settings will call (one line)."""
+    need = {key: method for key, method in WHEN.items()
+            if config.get(key) and not callable(getattr(learner, method, None))}
+    if need:
+        raise SuiteError(f"learner '{config['learner']}' ({learner.__name__}) has no "
+                         f"{', '.join(m + '()' for m in need.values())}, which {', '.join(need)} needs; "
+                         f"drop {', '.join(need)} for this algorithm")
 
 
 def check_env_factory(name: str, make, owner: str) -> None:

@@ -110,6 +110,7 @@ def prepare(alg, env, updates, registry=None):
     config["test_nepisode"] = max(b, config["test_nepisode"] // b * b)
     if config.get("prioritized_buffer"):
         raise SuiteError("prioritized_buffer=True is not supported by the suite's loop; set it to False")
+    contract.check_learner_for_run(config, registry.get("learner", config["learner"]))
     seed_everything(config["seed"])
     registry.activate()
     with limits.memory_guard(f"env '{config['env']}' with these env_args"):
