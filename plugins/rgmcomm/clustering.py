@@ -36,11 +36,12 @@ class MessageGenerator(nn.Module):
         if self.shared:
             ids = th.eye(self.n_agents, device=obs.device).expand(x.shape[0], -1, -1)
             x = th.cat([x, ids], -1)
+        x = x.transpose(0, 1)  # [n, batch, d]: one batched matmul per layer for all agents
         for k, (w, b) in enumerate(zip(self.weights, self.biases)):
-            x = th.einsum("bnd,nde->bne", x, w.expand(self.n_agents, -1, -1)) + b
+            x = th.baddbmm(b.unsqueeze(1), x, w) if not self.shared else x @ w[0] + b[0]
             if k < len(self.weights) - 1:
                 x = F.relu(x)
-        return x.reshape(*lead, self.n_agents, -1)
+        return x.transpose(0, 1).reshape(*lead, self.n_agents, -1)
 
     def forward_agent(self, obs_j, j):
         """Logits of agent j only: obs_j [K, obs_dim] -> [K, n_labels] (generator training)."""

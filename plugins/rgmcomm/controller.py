@@ -33,7 +33,10 @@ class Comm:
 
     def __init__(self, generator, n_labels, senders, null_label):
         self.generator, self.n_labels = generator, n_labels
-        self.senders = senders  # [n, n] 0/1: senders[i, j] = 1 if i receives j's label
+        n = len(senders)
+        self.others = th.tensor([[j for j in range(n) if j != i] for i in range(n)], dtype=th.long).reshape(n, n - 1)
+        # [receiver, slot, 1]: 1 if the receiver hears the sender of that slot (senders[i, j] = 1 if i hears j)
+        self.heard = senders[th.arange(n)[:, None], self.others].unsqueeze(-1)
         self.null_label = null_label
         self.active = not null_label
 
@@ -46,10 +49,8 @@ class Comm:
 
     def received(self, labels):
         """labels [..., n] -> each receiver's input [..., n, (n - 1) * (|M| + 1)]."""
-        n = labels.shape[-1]
         onehot = F.one_hot(labels, self.n_labels + 1).float()  # [..., n_sender, M+1]
-        others = th.tensor([[j for j in range(n) if j != i] for i in range(n)], device=labels.device)
-        got = onehot[..., others, :] * self.senders[th.arange(n)[:, None], others][..., None].to(onehot)
+        got = onehot[..., self.others, :] * self.heard.to(onehot)
         return got.flatten(-2)  # [..., n_receiver, (n-1)(M+1)]
 
 
@@ -85,6 +86,7 @@ class MessageMixin:
         generator = MessageGenerator(obs_dim, n, labels, args.rgm_gen_hidden, args.rgm_gen_shared)
         self.comm = Comm(generator, labels, sender_matrix(n, args.rgm_receivers), args.rgm_null_label)
         self._width = message_width(n, labels)
+        self._acting_labels = None
         super().__init__(scheme, groups, args)
         self._takes_bs = "bs" in inspect.signature(super().select_actions).parameters
         self._fwd_test_mode = "test_mode" in inspect.signature(super().forward).parameters
@@ -94,17 +96,23 @@ class MessageMixin:
 
     def _build_inputs(self, batch, t):
         inputs = super()._build_inputs(batch, t)
-        received = self.comm.received(self.comm.labels(batch["obs"][:, t]))
+        labels = self._acting_labels if self._acting_labels is not None else self.comm.labels(batch["obs"][:, t])
+        received = self.comm.received(labels)
         return th.cat([inputs, received.reshape(inputs.shape[0], -1).to(inputs)], -1)
 
     def select_actions(self, ep_batch, t_ep, t_env=0, bs=slice(None), test_mode=False):
-        if self._takes_bs:
-            actions, extra = super().select_actions(ep_batch, t_ep, t_env, bs=bs, test_mode=test_mode)
-        else:  # e.g. the host's MADDPG controller acts on the whole batch
-            actions, extra = super().select_actions(ep_batch, t_ep, t_env, test_mode=test_mode)
-            actions = actions[bs]
+        labels = self.comm.labels(ep_batch["obs"][:, t_ep])
+        self._acting_labels = labels  # one generator pass per step, shared with _build_inputs
+        try:
+            if self._takes_bs:
+                actions, extra = super().select_actions(ep_batch, t_ep, t_env, bs=bs, test_mode=test_mode)
+            else:  # e.g. the host's MADDPG controller acts on the whole batch
+                actions, extra = super().select_actions(ep_batch, t_ep, t_env, test_mode=test_mode)
+                actions = actions[bs]
+        finally:
+            self._acting_labels = None
         extra = dict(extra or {})
-        extra["messages"] = self.comm.labels(ep_batch["obs"][bs, t_ep]).unsqueeze(1)
+        extra["messages"] = labels[bs].unsqueeze(1)
         return actions, extra
 
     def __deepcopy__(self, memo):

@@ -1,0 +1,152 @@
+"""RGMComm costs, side by side in one process (interleaved rounds, medians):
+
+1. action selection: ``mac.select_actions`` of the message controller (rgmcomm_maddpg: the host's
+   MADDPG controller plus labels from the generators) against the same controller without
+   messages (maddpg), on mpe_tag with N predators and 8 envs, as the runner calls it. Goal: at
+   most 1.3x at N = 6. Generator widths: the public 1200 units and the 256 of the scaled runs.
+2. one generator update (Q-vector sampling + RIM loss + Adam step, all agents) against one
+   update of the MADDPG learner underneath, on the same batch of 32 episodes; K1 = K2 = 256
+   (public code) and 128 (scaled runs).
+3. env steps per second of mpe_tag (3 predators): the host's bundled MPE world (one env, Python
+   loops over entity pairs) against this plugin's batched port at 1, 8 and 32 envs.
+
+    python bench/rgmcomm.py [--agents 2 6] [--rounds 15] [--out docs/bench/rgmcomm.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [os.path.join(ROOT, "src"), ROOT]
+
+import numpy as np  # noqa: E402
+import torch as th  # noqa: E402
+
+from marlkit.experiment import offline  # noqa: E402
+
+GOAL = 1.3
+
+
+def build(alg, n, **extra):
+    updates = dict(env_args={"n_predators": n}, batch_size_run=8, batch_size=32, buffer_size=64, t_max=10**6)
+    updates.update(extra)
+    return offline(alg, "mpe_tag", updates)
+
+
+def rounds(settings, calls, n_rounds):
+    """settings: name -> callable; per round the median seconds of `calls` calls; median of rounds."""
+    per = {k: [] for k in settings}
+    names = list(settings)
+    for r in range(n_rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            times = []
+            for _ in range(calls):
+                t0 = time.perf_counter()
+                settings[name]()
+                times.append(time.perf_counter() - t0)
+            per[name].append(statistics.median(times))
+    return {k: statistics.median(v) for k, v in per.items()}
+
+
+def selection(n, n_rounds):
+    settings = {}
+    for name, alg, extra in (("maddpg", "maddpg", {}), ("rgmcomm_1200", "rgmcomm_maddpg", {"rgm_gen_hidden": 1200}),
+                             ("rgmcomm_256", "rgmcomm_maddpg", {"rgm_gen_hidden": 256})):
+        args, runner, buffer, mac, learner = build(alg, n, **extra)
+        if hasattr(mac, "comm"):
+            mac.comm.active = True
+        batch, _ = runner.run(test_mode=False)
+        envs = np.arange(runner.batch_size)
+        state = {"t": 0}
+
+        def call(mac=mac, batch=batch, runner=runner, state=state):
+            if state["t"] == 0:
+                mac.init_hidden(runner.batch_size)
+            runner._select(batch, state["t"], envs, False)
+            state["t"] = (state["t"] + 1) % 25
+        settings[name] = call
+    sec = rounds(settings, 25, n_rounds)
+    return {"seconds": sec, "ratio_1200": sec["rgmcomm_1200"] / sec["maddpg"], "ratio_256": sec["rgmcomm_256"] / sec["maddpg"]}
+
+
+def updates(n, n_rounds):
+    from plugins.rgmcomm.learner import RGMCommMixin
+
+    out = {}
+    settings = {}
+    for k in (256, 128):
+        args, runner, buffer, mac, learner = build("rgmcomm_maddpg", n, rgm_gen_hidden=1200 if k == 256 else 256,
+                                                   rgm_k1=k, rgm_k2=k)
+        while not buffer.can_sample(32):
+            buffer.insert_episode_batch(runner.run(test_mode=False)[0])
+        sample = buffer.sample(32)
+        settings[f"generator_k{k}"] = lambda learner=learner, sample=sample: learner.train_generator(sample, 0)
+        if k == 256:
+            settings["maddpg_update"] = lambda learner=learner, sample=sample: super(RGMCommMixin, learner).train(sample, 0, 0)
+    sec = rounds(settings, 3, n_rounds)
+    out["seconds"] = sec
+    out["ratio_generator_k256"] = sec["generator_k256"] / sec["maddpg_update"]
+    out["ratio_generator_k128"] = sec["generator_k128"] / sec["maddpg_update"]
+    return out
+
+
+def env_speed(n_rounds):
+    from pymarlzooplus.envs.multiagent_particle_envs.mpe import scenarios
+    from plugins.rgmcomm.envs import mpe
+
+    scenario = scenarios.load("simple_tag.py").Scenario()
+    world = scenario.make_world()
+    rng = np.random.default_rng(0)
+
+    def host_step():
+        for k, agent in enumerate(world.agents):
+            agent.action.u = mpe.DIRECTIONS[rng.integers(5)] * agent.accel
+            agent.action.c = np.zeros(world.dim_c)
+        world.step()
+        [scenario.observation(a, world) for a in world.agents]
+        [scenario.reward(a, world) for a in world.agents]
+
+    settings = {"host_mpe_1env": host_step}
+    ports = {}
+    for e in (1, 8, 32):
+        env = mpe.Tag(e, seed=0, n_predators=3, episode_limit=10**9)
+        env.reset()
+        ports[e] = env
+        settings[f"port_{e}env"] = lambda env=env, e=e: (env.step(rng.integers(0, 5, (e, 3)), np.ones(e, bool)), env.get_obs())
+    sec = rounds(settings, 50, n_rounds)
+    steps = {k: (int(k.split("_")[1].rstrip("env")) if k.startswith("port") else 1) / v for k, v in sec.items()}
+    return {"seconds_per_call": sec, "env_steps_per_second": steps,
+            "ratio_port_32env_vs_host": steps["port_32env"] / steps["host_mpe_1env"],
+            "ratio_port_1env_vs_host": steps["port_1env"] / steps["host_mpe_1env"]}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agents", type=int, nargs="+", default=[2, 6])
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--out", default=os.path.join(ROOT, "docs", "bench", "rgmcomm.json"))
+    a = parser.parse_args()
+    th.set_num_threads(1)
+    result = {"machine": platform.processor() or platform.machine(), "torch_threads": 1, "goal_selection_ratio": GOAL,
+              "selection": {}, "updates": {}}
+    for n in a.agents:
+        result["selection"][n] = selection(n, a.rounds)
+        print(f"select_actions N={n}: {json.dumps(result['selection'][n])}", flush=True)
+    result["updates"][max(a.agents)] = updates(max(a.agents), max(3, a.rounds // 3))
+    print(f"updates N={max(a.agents)}: {json.dumps(result['updates'][max(a.agents)])}", flush=True)
+    result["env"] = env_speed(a.rounds)
+    print(f"env: {json.dumps(result['env'])}", flush=True)
+    os.makedirs(os.path.dirname(a.out), exist_ok=True)
+    with open(a.out, "w") as f:
+        json.dump(result, f, indent=2)
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()

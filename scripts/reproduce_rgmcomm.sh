@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The scaled RGMComm reproduction behind docs/reproduction/rgmcomm.md (WORKERS jobs at a time).
+#   scripts/reproduce_rgmcomm.sh                       # every stage, in this order
+#   STAGES="tag2 maze" scripts/reproduce_rgmcomm.sh
+# Scaling for 2 shared CPU cores (paper: 300k episodes = 7.5M steps on predator-prey N = 2, a
+# 1200-unit generator, K = 256): 50k env steps on MPE, 20k on the maze, generator with 256 (MPE)
+# or 128 (maze) units, K1 = 128 samples, K2 = 128 (MPE) / 64 (maze) partners, 3 seeds.
+# Stages are independent, so they can run as parallel chains (STAGES="tag2" ... & STAGES="maze" ...).
+# Figures: the commands in docs/reproduction/rgmcomm.md.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python}
+W=${WORKERS:-1}
+OUT=${OUT:-results/rgmcomm}
+STAGES=${STAGES:-"tag2 tag2fo maze mazefo ablation labels spread3 tag3 comm"}
+LOGS="test_interval=10000 log_interval=10000 runner_log_interval=10000 learner_log_interval=10000 test_nepisode=32 local_results_path=$OUT"
+MPE="t_max=${MPE_T_MAX:-50000} $LOGS rgm_gen_hidden=256 rgm_k1=128 rgm_k2=128"
+MAZE="t_max=20000 epsilon_anneal_time=8000 runner=parallel batch_size_run=8 test_interval=2000 log_interval=2000 runner_log_interval=2000 learner_log_interval=2000 test_nepisode=64 local_results_path=$OUT rgm_gen_hidden=128 rgm_k1=128 rgm_k2=64"
+sweep() { $PY -m marlkit.sweep --workers "$W" "$@"; }
+for stage in $STAGES; do
+  case $stage in
+    # predator-prey, 2 predators: RGMComm (4 labels) vs partial observation vs full observation
+    tag2) sweep --name rgm_tag2 --configs rgmcomm_maddpg maddpg --env-configs mpe_tag with $MPE ;;
+    tag2fo) sweep --name rgm_tag2_fo --configs maddpg --env-configs mpe_tag with $MPE env_args.observe_all=True ;;
+    # the maze: RGMComm on QMIX (4 labels) vs QMIX partial / full observation
+    maze) sweep --name rgm_maze --configs rgmcomm_qmix qmix --env-configs maze with $MAZE ;;
+    mazefo) sweep --name rgm_maze_fo --configs qmix --env-configs maze with $MAZE env_args.observe_all=True ;;
+    # Fig. 7: normalisation softmax / none on the maze (tanh is stage maze)
+    ablation) for f in softmax none; do sweep --name rgm_maze_$f --configs rgmcomm_qmix --env-configs maze with $MAZE rgm_norm=$f; done ;;
+    # Fig. 4 / Fig. 6: alphabet size on predator-prey N = 2 (4 labels is stage tag2)
+    labels) for m in 2 16; do sweep --name rgm_tag2_m$m --configs rgmcomm_maddpg --env-configs mpe_tag with $MPE comm_labels=$m; done ;;
+    spread3) sweep --name rgm_spread3 --configs rgmcomm_maddpg maddpg --env-configs mpe_spread with $MPE
+             sweep --name rgm_spread3_fo --configs maddpg --env-configs mpe_spread with $MPE env_args.observe_all=True ;;
+    tag3) sweep --name rgm_tag3 --configs rgmcomm_maddpg maddpg --env-configs mpe_tag with $MPE env_args.n_predators=3
+          sweep --name rgm_tag3_fo --configs maddpg --env-configs mpe_tag with $MPE env_args.n_predators=3 env_args.observe_all=True ;;
+    comm) sweep --name rgm_tag2_comm --configs commnet_maddpg tarmac_maddpg --env-configs mpe_tag with $MPE ;;
+    *) echo "unknown stage '$stage' (tag2 tag2fo maze mazefo ablation labels spread3 tag3 comm)" >&2; exit 2 ;;
+  esac
+done
