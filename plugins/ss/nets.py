@@ -60,6 +60,7 @@ class SSPolicies(nn.Module):
         super().__init__()
         n = args.n_agents
         self.n, self.suggest = n, bool(args.ss_suggestions)
+        self.buckets = 4  # sparse evaluation: pair buckets padded separately
         self.net = GroupMLP(n * n if self.suggest else n, input_shape, list(args.ss_actor_hidden), args.n_actions)
         own = th.arange(n) * (n + 1) if self.suggest else th.arange(n)
         self.register_buffer("own_groups", own, persistent=False)
@@ -86,11 +87,14 @@ class SSPolicies(nn.Module):
         out = own.new_zeros(n, n, M, A).index_put((idx, idx), own)
         active = nbr > 0
         pairs = active.any(-1).nonzero()                                        # [P, 2] pairs (i, j)
-        if len(pairs):
-            act = active[pairs[:, 0], pairs[:, 1]]                              # [P, M]
+        counts = active[pairs[:, 0], pairs[:, 1]].sum(-1)
+        pairs = pairs[counts.argsort(descending=True)]
+        # pairs in a few buckets of similar sample counts, each padded to its own largest count
+        for chunk in pairs.tensor_split(min(self.buckets, len(pairs))) if len(pairs) else ():
+            act = active[chunk[:, 0], chunk[:, 1]]                              # [P, M]
             K = int(act.sum(-1).max())
             order = th.argsort((~act).to(th.int8), dim=-1, stable=True)[:, :K]  # their samples first
-            logits = self.net(state[order], pairs[:, 0] * n + pairs[:, 1]) * act.gather(1, order).unsqueeze(-1)
-            rows = own.new_zeros(len(pairs), M, A).scatter(1, order.unsqueeze(-1).expand(-1, -1, A), logits)
-            out = out.index_put((pairs[:, 0], pairs[:, 1]), rows)
+            logits = self.net(state[order], chunk[:, 0] * n + chunk[:, 1]) * act.gather(1, order).unsqueeze(-1)
+            rows = own.new_zeros(len(chunk), M, A).scatter(1, order.unsqueeze(-1).expand(-1, -1, A), logits)
+            out = out.index_put((chunk[:, 0], chunk[:, 1]), rows)
         return out

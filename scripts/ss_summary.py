@@ -1,0 +1,92 @@
+"""Final-value tables of the SS reproduction (docs/reproduction/ss.md): per method, task and seed.
+
+Reads results/sacred/<alg>/<env>/<id>/{config,metrics}.json of the SS-core algorithms, groups runs
+by task (env, n_agents) and variant (rho, protocol, sharing period when they differ from the
+config's own), and writes a markdown table of the final value of a metric per seed (mean of the
+last ``--last`` logged points), the mean over seeds, and that mean normalised per task to [0, 1]
+between the worst and the best method (the paper's Fig. 2 normalisation is not specified; min-max
+over the methods shown is ours).
+
+    python scripts/ss_summary.py [--results results] [--metric collective_return_mean] [--out FILE.md]
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+from collections import defaultdict
+
+import numpy as np
+
+ALGS = ("ss", "ss_rho0", "ss_ippo", "vs", "vps", "ps", "cl", "imr")
+ENVS = ("coop_predation", "coop_navigation", "cleanup", "harvest")
+DEFAULTS = {"ss_protocol": "env", "ss_random_m": 1, "ss_share_every": 1}
+
+
+def variant(alg, config):
+    """A label for runs whose sharing settings differ from the alg's YAML defaults."""
+    parts = []
+    if alg == "ss" and config.get("ss_rho") not in (0.1, 1.0, 1000.0) and config["env"] == "coop_predation":
+        parts.append(f"rho={config['ss_rho']:g}")
+    if alg == "ss" and config.get("ss_protocol") == "random":
+        parts.append(f"random m={config['ss_random_m']}")
+    if config.get("ss_share_every", 1) != 1:
+        parts.append(f"every {config['ss_share_every']}")
+    return alg + (f" ({', '.join(parts)})" if parts else "")
+
+
+def collect(results, metric, last):
+    table = defaultdict(dict)  # (task) -> {label: {seed: value}}
+    for alg in ALGS:
+        for env in ENVS:
+            for run in sorted(glob.glob(os.path.join(results, "sacred", alg, env, "*", "metrics.json"))):
+                folder = os.path.dirname(run)
+                try:
+                    config = json.load(open(os.path.join(folder, "config.json")))
+                    status = json.load(open(os.path.join(folder, "run.json")))["status"]
+                    values = json.load(open(run))[metric]["values"]
+                except (OSError, KeyError, ValueError):
+                    continue
+                if status != "COMPLETED" or not values:
+                    continue
+                task = f"{env} N={config['env_args'].get('n_agents')}"
+                table[task].setdefault(variant(alg, config), {})[config["seed"]] = float(np.mean(values[-last:]))
+    return table
+
+
+def markdown(table, metric):
+    lines = []
+    for task in sorted(table):
+        rows = table[task]
+        means = {label: np.mean(list(v.values())) for label, v in rows.items()}
+        lo, hi = min(means.values()), max(means.values())
+        seeds = sorted({s for v in rows.values() for s in v})
+        lines += [f"### {task}: final `{metric}`", "",
+                  "| method | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | normalised |",
+                  "|---|" + "---|" * (len(seeds) + 2)]
+        for label in sorted(rows, key=lambda k: -means[k]):
+            cells = [f"{rows[label][s]:.3f}" if s in rows[label] else "-" for s in seeds]
+            norm = (means[label] - lo) / (hi - lo) if hi > lo else 1.0
+            lines.append(f"| {label} | " + " | ".join(cells) + f" | {means[label]:.3f} | {norm:.2f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--results", default="results")
+    parser.add_argument("--metric", default="collective_return_mean")
+    parser.add_argument("--last", type=int, default=3, help="logged points averaged for the final value")
+    parser.add_argument("--out", default=None)
+    opts = parser.parse_args(argv)
+    text = markdown(collect(opts.results, opts.metric, opts.last), opts.metric)
+    if opts.out:
+        os.makedirs(os.path.dirname(opts.out) or ".", exist_ok=True)
+        with open(opts.out, "w") as f:
+            f.write(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
