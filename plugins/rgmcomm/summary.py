@@ -34,14 +34,17 @@ def method(config):
     return task, name
 
 
-def load(results, last):
+def load(results, last, include_running=False):
     rows = defaultdict(dict)  # (task, method) -> seed -> values
     for run in glob.glob(os.path.join(results, "sacred", "*", "*", "*", "run.json")):
         d = os.path.dirname(run)
-        if json.load(open(run)).get("status") != "COMPLETED":
+        status = json.load(open(run)).get("status")
+        if status != "COMPLETED" and not (include_running and status == "RUNNING"):
             continue
         config = json.load(open(os.path.join(d, "config.json")))
         metrics = json.load(open(os.path.join(d, "metrics.json")))
+        if "test_return_mean" not in metrics:
+            continue
         values = {k: float(np.mean(metrics[k]["values"][-last:])) for k in METRICS if k in metrics}
         values.update({k: float(metrics[k]["values"][-1]) for k in RGM_LOGS if k in metrics})
         values["t_env"] = metrics["test_return_mean"]["steps"][-1]
@@ -95,8 +98,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--results", default="results/rgmcomm")
     p.add_argument("--last", type=int, default=3)
+    p.add_argument("--include-running", action="store_true", help="also runs still RUNNING (their steps column says how far)")
     a = p.parse_args(argv)
-    rows = load(a.results, a.last)
+    rows = load(a.results, a.last, a.include_running)
     print(table(rows))
     print()
     print(gaps(rows))
