@@ -20,14 +20,16 @@ sweep() { $PY -m marlkit.sweep --workers "$W" "$@"; }
 for stage in $STAGES; do
   case $stage in
     pred2) sweep --name ss_pred2 --configs $ALL --env-configs coop_predation --n-seeds 3 with env_args.n_agents=2 t_max=12000 $PRED ;;
-    pred2rho)  # SS with a larger rho than Table 2's 0.1 (see ss.md)
-           sweep --name ss_pred2_rho3 --configs ss --env-configs coop_predation --n-seeds 3 with env_args.n_agents=2 t_max=12000 ss_rho=3.0 $PRED ;;
+    # Variants of SS go to their own results folders (results/ss_*), so curves can be labelled by
+    # the varied key next to copies of the default runs (see ss.md for the figure commands).
+    pred2rho)  # SS with a larger rho than Table 2's 0.1
+           sweep --name ss_pred2_rho3 --configs ss --env-configs coop_predation --n-seeds 3 with env_args.n_agents=2 t_max=12000 ss_rho=3.0 local_results_path=results/ss_rho $PRED ;;
     pred8) sweep --name ss_pred8 --configs ss ss_rho0 ss_ippo ps cl --env-configs coop_predation --n-seeds 3 with t_max=8000 $PRED ;;
     # no IMR on navigation (Section 5.2: no cooperative act to reward)
     nav) sweep --name ss_nav --configs ss ss_ippo ps cl --env-configs coop_navigation --n-seeds 3 with t_max=12000 batch_size_run=4 buffer_size=4 batch_size=4 $SCALED ;;
     # Appendix A.4 / Fig. 8 on 8-agent predation: 2 random neighbours; sharing every 2nd update
-    protocols) sweep --name ss_pred8_random2 --configs ss --env-configs coop_predation --n-seeds 3 with t_max=8000 ss_protocol=random ss_random_m=2 $PRED
-               sweep --name ss_pred8_every2 --configs ss --env-configs coop_predation --n-seeds 3 with t_max=8000 ss_share_every=2 $PRED ;;
+    protocols) sweep --name ss_pred8_random2 --configs ss --env-configs coop_predation --n-seeds 3 with t_max=8000 ss_protocol=random ss_random_m=2 local_results_path=results/ss_fig8a $PRED
+               sweep --name ss_pred8_every2 --configs ss --env-configs coop_predation --n-seeds 3 with t_max=8000 ss_share_every=2 local_results_path=results/ss_fig8b $PRED ;;
     # Cleanup / Harvest at the paper's sizes with 3 agents and C. Predation's network sizes
     ssd) for env in cleanup harvest; do
            sweep --name ss_$env --configs ss ss_ippo imr --env-configs $env --n-seeds 2 with env_args.n_agents=3 t_max=20000 \

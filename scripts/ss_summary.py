@@ -7,7 +7,7 @@ last ``--last`` logged points), the mean over seeds, and that mean normalised pe
 between the worst and the best method (the paper's Fig. 2 normalisation is not specified; min-max
 over the methods shown is ours).
 
-    python scripts/ss_summary.py [--results results] [--metric collective_return_mean] [--out FILE.md]
+    python scripts/ss_summary.py [--results results [results/ss_rho ...]] [--metric collective_return_mean] [--out FILE.md]
 """
 from __future__ import annotations
 
@@ -36,9 +36,9 @@ def variant(alg, config):
     return alg + (f" ({', '.join(parts)})" if parts else "")
 
 
-def collect(results, metric, last):
+def collect(folders, metric, last):
     table = defaultdict(dict)  # (task) -> {label: {seed: value}}
-    for alg in ALGS:
+    for results, alg in [(r, a) for r in folders for a in ALGS]:
         for env in ENVS:
             for run in sorted(glob.glob(os.path.join(results, "sacred", alg, env, "*", "metrics.json"))):
                 folder = os.path.dirname(run)
@@ -75,7 +75,7 @@ def markdown(table, metric):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--results", default="results")
+    parser.add_argument("--results", nargs="+", default=["results"], help="results folders (variants may live apart)")
     parser.add_argument("--metric", default="collective_return_mean")
     parser.add_argument("--last", type=int, default=3, help="logged points averaged for the final value")
     parser.add_argument("--out", default=None)
