@@ -4,8 +4,8 @@ Two checkouts of the suite run side by side from this one script: ``--before`` (
 an older commit: ``git archive d754c68 | tar -x -C <dir>``) and ``--after`` (default: this
 checkout). For each checkout and workload a worker process builds the run with that checkout's own
 ``offline`` (its config, plugins, runner and learner), warms up (fills the buffer, compiles JAX,
-trains once), then waits. The driver then times segments of ``--seconds`` of training
-(``train_iteration``: collect batch_size_run episodes, store, train) in interleaved rounds: per
+trains once), then waits; one workload at a time. The driver times segments of ``--seconds`` of
+training (``train_iteration``: collect batch_size_run episodes, store, train) in interleaved rounds: per
 round each condition (``idle``: nothing added; ``busy``: one extra CPU-bound process beside them,
 as when another training job runs) and each workload, before and after in alternating order. The
 result is after/before of env steps/s per round, and its median. Workers run as a plain
@@ -121,38 +121,45 @@ def main(argv=None):
     variants = {"before": (trees["before"], False), "before_1thread": (trees["before"], True),
                 "after": (trees["after"], False)}
     load = {"start": os.getloadavg()}
-    workers, startup = {}, {}
-    for workload in opts.workloads:
-        for name, (tree, pinned) in variants.items():
-            print(f"starting {name} {workload}", flush=True)
-            workers[name, workload] = Worker(tree, workload, pinned)
-            startup[f"{name}/{workload}"] = workers[name, workload].ready
+    startup = {}
     rows = {f"{cond}/{w}": {name: [] for name in variants} for cond in ("idle", "busy") for w in opts.workloads}
-    try:
-        for r in range(opts.rounds):
-            for cond in (("idle", "busy") if r % 2 == 0 else ("busy", "idle")):
-                burner = None
-                if cond == "busy":  # one extra CPU-bound process, as another training job
-                    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-                try:
-                    for i, workload in enumerate(opts.workloads):
+    for i, workload in enumerate(opts.workloads):  # one workload at a time: 3 workers in memory
+        workers = {}
+        try:
+            for name, (tree, pinned) in variants.items():
+                print(f"starting {name} {workload}", flush=True)
+                workers[name] = Worker(tree, workload, pinned)
+                startup[f"{name}/{workload}"] = workers[name].ready
+            for r in range(opts.rounds):
+                for cond in (("idle", "busy") if r % 2 == 0 else ("busy", "idle")):
+                    burner = None
+                    if cond == "busy":  # one extra CPU-bound process, as another training job
+                        burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                    try:
                         names = list(variants)
                         order = names[(r + i) % 3:] + names[:(r + i) % 3]  # rotate who goes first
-                        for name in order:
-                            rows[f"{cond}/{workload}"][name].append(round(workers[name, workload].run(opts.seconds), 1))
                         row = rows[f"{cond}/{workload}"]
+                        for name in order:
+                            row[name].append(round(workers[name].run(opts.seconds), 1))
                         print(f"round {r + 1} {cond} {workload}: " + ", ".join(f"{k} {v[-1]}" for k, v in row.items())
                               + " steps/s", flush=True)
-                finally:
-                    if burner is not None:
-                        burner.kill()
-                        burner.wait()
-            load[f"round {r + 1}"] = os.getloadavg()
-    finally:
-        for w in workers.values():
-            w.close()
+                    finally:
+                        if burner is not None:
+                            burner.kill()
+                            burner.wait()
+                load[f"{workload} round {r + 1}"] = os.getloadavg()
+        finally:
+            for w in workers.values():
+                w.close()
+        write(opts, trees, load, startup, rows)
+
+
+def write(opts, trees, load, startup, rows):
+    """The report so far (after each workload, so a cut-short run keeps what it measured)."""
     results = {}
     for key, row in rows.items():
+        if not row["after"]:
+            continue
         results[key] = {f"{name}_steps_per_second": v for name, v in row.items()}
         for base in ("before", "before_1thread"):
             ratios = [a / b for a, b in zip(row["after"], row[base])]

@@ -80,10 +80,10 @@ class Runner:
             envs = everyone if active.all() else np.flatnonzero(active)
             rows = ALL if len(envs) == n else envs
             actions, extra = self._select(batch, t, rows, test_mode)
-            chosen = actions.cpu().numpy()
-            if rows is not ALL:
-                chosen = np.zeros((n, *chosen.shape[1:]), dtype=chosen.dtype)
-                chosen[envs] = actions.cpu().numpy()
+            chosen = picked = actions.cpu().numpy()
+            if rows is not ALL:  # the env takes a row per env; inactive rows are ignored
+                chosen = np.zeros((n, *picked.shape[1:]), dtype=picked.dtype)
+                chosen[envs] = picked
             rewards, terminated, infos = self.env.step(chosen, active)
             rewards = np.asarray(rewards, dtype=np.float32)[rows]
             ended = np.asarray(terminated, dtype=bool)[rows]
@@ -172,24 +172,23 @@ class _Writer:
 
     def __call__(self, arrays, rows, t, mark_filled=False):
         index = (rows, t) if rows is ALL else (th.as_tensor(rows), t)
+        k = self.filled.shape[0] if rows is ALL else len(rows)
         if mark_filled:
             self.filled[index] = 1
         for key, value in arrays.items():
             dest = self.data[key]
             value = th.from_numpy(np.ascontiguousarray(value)) if isinstance(value, np.ndarray) else value
+            value = value.reshape(k, *dest.shape[2:])
             if rows is ALL:
-                view = dest[:, t]
-                view.copy_(value.reshape(view.shape))
+                dest[:, t].copy_(value)  # a view: one copy, cast to the field's dtype
             else:
-                view = None
-                dest[index] = value.reshape(len(rows), *dest.shape[2:]).to(dest.dtype)
+                dest[index] = value.to(dest.dtype)
             if key in self.preprocess:
                 out_key, transforms = self.preprocess[key]
-                value = view if view is not None else dest[index]
+                value = dest[index]
                 for transform in transforms:
                     value = transform.transform(value)
-                out = self.data[out_key]
-                out[index] = value.reshape(-1, *out.shape[2:]) if rows is not ALL else value.reshape(out[:, t].shape)
+                self.data[out_key][index] = value.reshape(k, *self.data[out_key].shape[2:])
 
 
 def _split(selected):
