@@ -325,3 +325,19 @@ def test_online_clustering_of_sampled_q_vectors_learns_the_min_regret_code(seed)
     labels = gen.forward_agent(th.eye(4), 1).argmax(-1).tolist()
     assert matrix.exact_returns(labels) == pytest.approx(38.05)
 
+
+
+@pytest.mark.parametrize("base", [
+    {"mixer": "vdn"},  # VDN
+    {"mixer": None},  # IQL: Q-vectors are sums of utilities
+    {"rgm_base_learner": "wqmix_learner", "wqmix_weighting": "none", "td_lambda": 0.6, "standardise_rewards": False,
+     "target_update_interval": 200},  # the pymarl2 family behind remix_qmix (plugins/wqmix), by name
+])
+def test_generator_trains_on_other_value_based_learners(base):
+    args, runner, buffer, mac, learner = build("rgmcomm_qmix", "maze", rgm_stage1_end=0.0, **base)
+    before = [w.detach().clone() for w in learner.generator.parameters()]
+    episode = 0
+    for _ in range(2):
+        episode = train_iteration(args, runner, buffer, learner, episode)
+    assert learner.rgm_gen_updates == 2 and learner.rgm_value == "mixer"
+    assert not all(th.equal(a, b) for a, b in zip(before, learner.generator.parameters()))
