@@ -134,12 +134,16 @@ def test_keep_last_k_and_buffer_only_in_the_newest(tmp_path):
 
 # ---- 2. kill during save ---------------------------------------------------------------------------
 
+@pytest.mark.filterwarnings("ignore:os.fork")  # the child only saves with torch; SIGKILL ends it in any state
 def test_sigkill_during_saves_never_leaves_an_unloadable_newest_checkpoint(tmp_path):
     """Many SIGKILLs at random moments of a loop of saves: the newest step folder is always complete
     and loads; the temporary folders of killed saves are ignored and cleaned up by the next save."""
     args, runner, buffer, mac, learner = offline("qmix", "matrix_game", dict(TINY, hidden_dim=128, buffer_size=64))
     for _ in range(4):
         buffer.insert_episode_batch(runner.run()[0])
+    start = time.time()  # one complete save first: its duration scales the kill times to this machine
+    checkpoint.save(str(tmp_path / "1"), learner, {"t_env": 1}, signature_of(args), buffer)
+    save_time = time.time() - start
     rng, kills, during = random.Random(1), 0, 0
     step = 0
     for _ in range(25):
@@ -153,16 +157,17 @@ def test_sigkill_during_saves_never_leaves_an_unloadable_newest_checkpoint(tmp_p
                     s += 1
             finally:
                 os._exit(0)
-        time.sleep(rng.uniform(0.0, 0.15))
+        time.sleep(rng.uniform(0.0, 3 * save_time))
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         kills += 1
-        during += any(d.startswith(".tmp-") for d in os.listdir(tmp_path))
+        during += any(d.startswith(".tmp-") and d.endswith(f"-{pid}") for d in os.listdir(tmp_path))  # this kill's
         newest = checkpoint.steps_in(str(tmp_path))
         if newest:
             folder, state = checkpoint.resolve(str(tmp_path / str(newest[-1])))  # raises if incomplete
             assert state["loop"]["t_env"] == newest[-1]
-    assert kills == 25 and during >= 5, during  # enough kills landed inside a save
+    assert kills == 25 and during >= 3, during  # enough kills landed inside a save
+    assert len(checkpoint.steps_in(str(tmp_path))) >= 3  # and saves between kills completed
     fresh = offline("qmix", "matrix_game", dict(TINY, hidden_dim=128, buffer_size=64))
     folder, state = checkpoint.resolve(str(tmp_path))
     assert checkpoint.load(folder, fresh[4], signature_of(fresh[0]), fresh[2], state=state)["t_env"] > 0
