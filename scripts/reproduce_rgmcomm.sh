@@ -12,10 +12,12 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 W=${WORKERS:-1}
 OUT=${OUT:-results/rgmcomm}
-STAGES=${STAGES:-"tag2 tag2fo maze mazefo ablation labels spread3 tag3 comm"}
+STAGES=${STAGES:-"tag2 tag2fo maze mazefo mazeraw ablation labels spread3 tag3 comm"}
 LOGS="test_interval=10000 log_interval=10000 runner_log_interval=10000 learner_log_interval=10000 test_nepisode=32 local_results_path=$OUT"
 MPE="t_max=${MPE_T_MAX:-50000} $LOGS rgm_gen_hidden=256 rgm_k1=128 rgm_k2=128"
 MAZE="t_max=20000 epsilon_anneal_time=8000 runner=parallel batch_size_run=8 test_interval=2000 log_interval=2000 runner_log_interval=2000 learner_log_interval=2000 test_nepisode=64 local_results_path=$OUT rgm_gen_hidden=128 rgm_k1=128 rgm_k2=64"
+# The maze again on raw rewards (the stock QMIX config standardises them), 12k steps, seeds 1 2.
+RAW="t_max=12000 epsilon_anneal_time=6000 standardise_rewards=False runner=parallel batch_size_run=8 test_interval=2000 log_interval=2000 runner_log_interval=2000 learner_log_interval=2000 test_nepisode=64 local_results_path=${OUT}_raw rgm_gen_hidden=128 rgm_k1=128 rgm_k2=64"
 sweep() { $PY -m marlkit.sweep --workers "$W" "$@"; }
 for stage in $STAGES; do
   case $stage in
@@ -25,6 +27,8 @@ for stage in $STAGES; do
     # the maze: RGMComm on QMIX (4 labels) vs QMIX partial / full observation
     maze) sweep --name rgm_maze --configs rgmcomm_qmix qmix --env-configs maze with $MAZE ;;
     mazefo) sweep --name rgm_maze_fo --configs qmix --env-configs maze with $MAZE env_args.observe_all=True ;;
+    mazeraw) sweep --name rgm_maze_raw --seeds 1 2 --configs rgmcomm_qmix qmix --env-configs maze with $RAW
+             sweep --name rgm_maze_raw_fo --seeds 1 2 --configs qmix --env-configs maze with $RAW env_args.observe_all=True ;;
     # Fig. 7: normalisation softmax / none on the maze (tanh is stage maze)
     ablation) for f in softmax none; do sweep --name rgm_maze_$f --configs rgmcomm_qmix --env-configs maze with $MAZE rgm_norm=$f; done ;;
     # Fig. 4 / Fig. 6: alphabet size on predator-prey N = 2 (4 labels is stage tag2)
@@ -34,6 +38,6 @@ for stage in $STAGES; do
     tag3) sweep --name rgm_tag3 --configs rgmcomm_maddpg maddpg --env-configs mpe_tag with $MPE env_args.n_predators=3
           sweep --name rgm_tag3_fo --configs maddpg --env-configs mpe_tag with $MPE env_args.n_predators=3 env_args.observe_all=True ;;
     comm) sweep --name rgm_tag2_comm --configs commnet_maddpg tarmac_maddpg --env-configs mpe_tag with $MPE ;;
-    *) echo "unknown stage '$stage' (tag2 tag2fo maze mazefo ablation labels spread3 tag3 comm)" >&2; exit 2 ;;
+    *) echo "unknown stage '$stage' (tag2 tag2fo maze mazefo mazeraw ablation labels spread3 tag3 comm)" >&2; exit 2 ;;
   esac
 done

@@ -28,7 +28,7 @@ def method(config):
     if env_args.get("observe_all"):
         name += " (full obs)"
     elif config["mac"] == "rgmcomm_mac":
-        name += f" |M|={config['comm_labels']}" + ("" if config.get("rgm_norm", "tanh") == "tanh" else f" {config['rgm_norm']}")
+        name += f" M={config['comm_labels']}" + ("" if config.get("rgm_norm", "tanh") == "tanh" else f" {config['rgm_norm']}")
     task = config["env"] + (f" N={env_args['n_predators']}" if "n_predators" in env_args else "") \
         + (f" N={env_args['n_agents']}" if config["env"] == "mpe_spread" else "")
     return task, name
