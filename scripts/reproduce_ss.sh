@@ -11,7 +11,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 W=${WORKERS:-3}
-STAGES=${STAGES:-"pred2 pred2rho pred8 nav protocols pred8b navb"}
+STAGES=${STAGES:-"pred2 pred2rho pred8 nav protocols pred8b navb figures"}
 ALL="ss ss_rho0 ss_ippo vs vps ps cl imr"
 LOG="log_interval=4000 runner_log_interval=960 learner_log_interval=960 test_interval=1000000"
 SCALED="ss_actor_lr=0.001 ss_critic_lr=0.001 $LOG"
@@ -38,6 +38,35 @@ for stage in $STAGES; do
            sweep --name ss_$env --configs ss ss_ippo imr --env-configs $env --n-seeds 2 with env_args.n_agents=3 t_max=20000 \
              "ss_actor_hidden=[128,64]" "ss_critic_hidden=[128,64]" $SCALED
          done ;;
-    *) echo "unknown stage '$stage' (pred2 pred2rho pred8 nav protocols pred8b navb ssd)" >&2; exit 2 ;;
+    # the figures and tables of ss.md (run after the training stages)
+    figures)
+      F=docs/reproduction/figures
+      # copies of the default runs next to each variant, so one figure can label curves by the varied key
+      copy() {  # copy ALG N DEST: the completed default runs of ALG with N agents, as ids 10<id>
+        for d in results/sacred/$1/coop_predation/[0-9]*; do
+          if $PY -c "import json,sys; c=json.load(open('$d/config.json')); r=json.load(open('$d/run.json')); sys.exit(0 if c['env_args']['n_agents']==$2 and r['status']=='COMPLETED' else 1)"; then
+            mkdir -p $3/sacred/$1/coop_predation && cp -r "$d" $3/sacred/$1/coop_predation/10$(basename $d)
+          fi
+        done
+      }
+      rm -rf results/ss_rho/sacred/ss/coop_predation/10* results/ss_rho/sacred/ss_rho0 results/ss_fig8[ab]/sacred/ss/coop_predation/10*
+      copy ss 2 results/ss_rho; copy ss_rho0 2 results/ss_rho; copy ss 8 results/ss_fig8a; copy ss 8 results/ss_fig8b
+      A="$PY -m marlkit.analysis --smooth 3"
+      for m in collective_return_mean cc_rate_mean; do
+        $A --env coop_predation --algs $ALL --metric $m --filter env_args.n_agents=2 --out $F/ss_pred2_$m.png
+      done
+      for m in collective_return_mean coop_rate_mean; do
+        $A --env coop_predation --algs $ALL --metric $m --filter env_args.n_agents=8 --out $F/ss_pred8_$m.png
+      done
+      NAV=$(ls results/sacred | grep -E '^(ss|ss_rho0|ss_ippo|vs|vps|ps|cl)$' | while read a; do [ -d results/sacred/$a/coop_navigation ] && echo $a; done | tr '\n' ' ')
+      $A --env coop_navigation --algs $NAV --metric collective_return_mean --out $F/ss_nav_collective_return_mean.png
+      for m in collective_return_mean cc_rate_mean suggest_coop_share suggest_mse; do
+        $A --results results/ss_rho --env coop_predation --algs ss ss_rho0 --metric $m --label-by ss_rho --out $F/ss_pred2_rho_$m.png
+      done
+      $A --results results/ss_fig8a --env coop_predation --algs ss --metric collective_return_mean --label-by ss_protocol --out $F/ss_pred8_fig8a_random2.png
+      $A --results results/ss_fig8b --env coop_predation --algs ss --metric collective_return_mean --label-by ss_share_every --out $F/ss_pred8_fig8b_every2.png
+      $PY scripts/ss_summary.py --results results results/ss_rho results/ss_fig8a results/ss_fig8b --out $F/ss_final_collective_return.md
+      $PY scripts/ss_summary.py --results results results/ss_rho --metric cc_rate_mean --out $F/ss_final_cc_rate.md ;;
+    *) echo "unknown stage '$stage' (pred2 pred2rho pred8 nav protocols pred8b navb ssd figures)" >&2; exit 2 ;;
   esac
 done
