@@ -121,3 +121,15 @@ def test_ss_escapes_the_prisoners_dilemma_where_independent_ppo_defects():
 
 LEARNING = dict(batch_size_run=32, buffer_size=32, batch_size=32, ss_protocol="all", ss_rho=3.0, ss_actor_lr=1e-2,
                 ss_critic_lr=1e-2, learner_log_interval=10**9, env_args={"n_agents": 2, "episode_limit": 1})
+
+
+@pytest.mark.parametrize("env", ["coop_predation", "coop_navigation", "cleanup", "harvest"])
+def test_ss_updates_on_every_task(env):
+    """One rollout and one update on each task, with its own preset (small networks for speed)."""
+    _, runner, mac, learner, batch = _built("ss", env, ss_actor_hidden=[16], ss_critic_hidden=[16],
+                                            env_args={"n_agents": 2})
+    assert batch["reward"].shape[-1] == 2 and "neighbours" in batch.scheme
+    assert len(runner.last_infos) == 4 and "collective_return" in runner.last_infos[0]
+    before = [p.detach().clone() for p in mac.parameters()]
+    learner.train(batch, runner.t_env, 0)
+    assert any(not th.equal(b, p) for b, p in zip(before, mac.parameters()))
