@@ -29,10 +29,14 @@ def test_torch_threads_applied_before_build_and_recorded(tmp_path):
         finally:
             spec.make = make
         assert config["torch_threads"] == 2 and seen["threads"] == 2
+        from threadpoolctl import threadpool_info  # numpy's and scipy's BLAS pools follow it too
+
+        assert {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"} == {2}
         run_dir = run_tiny("qmix", "matrix_game", tmp_path)
         with open(os.path.join(run_dir, "config.json")) as f:
             assert json.load(f)["torch_threads"] == 1
         assert th.get_num_threads() == 1
+        assert {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"} == {1}
     finally:
         th.set_num_threads(before)
 
