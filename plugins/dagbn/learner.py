@@ -22,6 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from marlkit.errors import SuiteError
+from marlkit.learner_files import ModelFiles
 
 from .exact import coordination_metrics
 from .graph import density
@@ -80,7 +81,9 @@ class RunningStats:
         self.count = total
 
 
-class DAGBNLearner:
+class DAGBNLearner(ModelFiles):
+    MODEL_FILES = {"critic.th": "critic", "agent_opt.th": "agent_optimiser", "critic_opt.th": "critic_optimiser"}
+
     def __init__(self, mac, scheme, logger, args):
         if args.dag_anneal and not args.dag_anneal_a <= args.dag_anneal_b <= args.dag_anneal_c:
             raise SuiteError(f"dag_anneal needs dag_anneal_a <= dag_anneal_b <= dag_anneal_c, got "
@@ -195,18 +198,6 @@ class DAGBNLearner:
         self.mac.cuda()
         self.critic.cuda()
 
-    def save_models(self, path):
-        self.mac.save_models(path)
-        th.save(self.critic.state_dict(), f"{path}/critic.th")
-        th.save(self.agent_optimiser.state_dict(), f"{path}/agent_opt.th")
-        th.save(self.critic_optimiser.state_dict(), f"{path}/critic_opt.th")
-
-    def load_models(self, path):
-        self.mac.load_models(path)
-        load = lambda name: th.load(f"{path}/{name}", map_location="cpu")  # noqa: E731
-        self.critic.load_state_dict(load("critic.th"))
-        self.agent_optimiser.load_state_dict(load("agent_opt.th"))
-        self.critic_optimiser.load_state_dict(load("critic_opt.th"))
 
 
 def _masked_mean(x, mask):

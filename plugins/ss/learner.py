@@ -32,6 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from marlkit.errors import SuiteError
+from marlkit.learner_files import ModelFiles
 
 from .exchange import central_reward, consensus_weights, exchange, share_values
 from .nets import GroupMLP
@@ -90,7 +91,9 @@ class ValueNorm(nn.Module):
         return x * self.var.sqrt().clamp(min=1e-6) + self.mean
 
 
-class SSLearner:
+class SSLearner(ModelFiles):
+    MODEL_FILES = {"critic.th": "critic", "agent_opt.th": "actor_optimiser", "critic_opt.th": "critic_optimiser"}
+
     def __init__(self, mac, scheme, logger, args):
         self.args, self.mac, self.logger = args, mac, logger
         self.n = args.n_agents
@@ -236,16 +239,3 @@ class SSLearner:
         self.mac.cuda()
         self.critic.cuda()
         self.value_norm.cuda()
-
-    def save_models(self, path):
-        self.mac.save_models(path)
-        th.save(self.critic.state_dict(), f"{path}/critic.th")
-        th.save(self.actor_optimiser.state_dict(), f"{path}/agent_opt.th")
-        th.save(self.critic_optimiser.state_dict(), f"{path}/critic_opt.th")
-
-    def load_models(self, path):
-        self.mac.load_models(path)
-        load = lambda name: th.load(f"{path}/{name}", map_location="cpu")  # noqa: E731
-        self.critic.load_state_dict(load("critic.th"))
-        self.actor_optimiser.load_state_dict(load("agent_opt.th"))
-        self.critic_optimiser.load_state_dict(load("critic_opt.th"))
