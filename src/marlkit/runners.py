@@ -9,6 +9,7 @@ return_mean/std, ep_length_mean, <info key>_mean (e.g. battle_won_mean), epsilon
 from __future__ import annotations
 
 import inspect
+import warnings
 from functools import partial
 
 import numpy as np
@@ -16,6 +17,10 @@ import torch as th
 
 from .errors import SuiteError
 from .host import EpisodeBatch
+
+# The writer wraps env arrays without copying and only reads them (one copy into the batch), so
+# torch's notice about read-only numpy arrays (JAX gives those) does not apply.
+warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
 
 
 class Runner:
