@@ -19,7 +19,7 @@ MAZE="t_max=20000 epsilon_anneal_time=8000 runner=parallel batch_size_run=8 test
 # The maze again on raw rewards (the stock QMIX config standardises them), 12k steps, seeds 1 2
 # (stage mazeraw); stage rawstudy repeats it on RAW_SEEDS with the Fig. 7 and Fig. 4 variants.
 RAW="t_max=12000 epsilon_anneal_time=6000 standardise_rewards=False runner=parallel batch_size_run=8 test_interval=2000 log_interval=2000 runner_log_interval=2000 learner_log_interval=2000 test_nepisode=64 local_results_path=${OUT}_raw rgm_gen_hidden=128 rgm_k1=128 rgm_k2=64"
-RAW_SEEDS=${RAW_SEEDS:-"1 2 3 4 5"}
+RAW_SEEDS=${RAW_SEEDS:-"1 2 3 4 5 6"}
 sweep() { $PY -m marlkit.sweep --workers "$W" "$@"; }
 for stage in $STAGES; do
   case $stage in
