@@ -12,12 +12,14 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 W=${WORKERS:-1}
 OUT=${OUT:-results/rgmcomm}
-STAGES=${STAGES:-"tag2 tag2fo maze mazefo mazeraw ablation labels spread3 tag3 comm"}
+STAGES=${STAGES:-"tag2 tag2fo maze mazefo mazeraw ablation labels spread3 tag3 comm rawstudy rawcd"}
 LOGS="test_interval=10000 log_interval=10000 runner_log_interval=10000 learner_log_interval=10000 test_nepisode=32 local_results_path=$OUT"
 MPE="t_max=${MPE_T_MAX:-50000} $LOGS rgm_gen_hidden=256 rgm_k1=128 rgm_k2=128"
 MAZE="t_max=20000 epsilon_anneal_time=8000 runner=parallel batch_size_run=8 test_interval=2000 log_interval=2000 runner_log_interval=2000 learner_log_interval=2000 test_nepisode=64 local_results_path=$OUT rgm_gen_hidden=128 rgm_k1=128 rgm_k2=64"
-# The maze again on raw rewards (the stock QMIX config standardises them), 12k steps, seeds 1 2.
+# The maze again on raw rewards (the stock QMIX config standardises them), 12k steps, seeds 1 2
+# (stage mazeraw); stage rawstudy repeats it on RAW_SEEDS with the Fig. 7 and Fig. 4 variants.
 RAW="t_max=12000 epsilon_anneal_time=6000 standardise_rewards=False runner=parallel batch_size_run=8 test_interval=2000 log_interval=2000 runner_log_interval=2000 learner_log_interval=2000 test_nepisode=64 local_results_path=${OUT}_raw rgm_gen_hidden=128 rgm_k1=128 rgm_k2=64"
+RAW_SEEDS=${RAW_SEEDS:-"1 2 3 4 5 6"}
 sweep() { $PY -m marlkit.sweep --workers "$W" "$@"; }
 for stage in $STAGES; do
   case $stage in
@@ -38,6 +40,19 @@ for stage in $STAGES; do
     tag3) sweep --name rgm_tag3 --configs rgmcomm_maddpg maddpg --env-configs mpe_tag with $MPE env_args.n_predators=3
           sweep --name rgm_tag3_fo --configs maddpg --env-configs mpe_tag with $MPE env_args.n_predators=3 env_args.observe_all=True ;;
     comm) sweep --name rgm_tag2_comm --configs commnet_maddpg tarmac_maddpg --env-configs mpe_tag with $MPE ;;
-    *) echo "unknown stage '$stage' (tag2 tag2fo maze mazefo mazeraw ablation labels spread3 tag3 comm)" >&2; exit 2 ;;
+    # raw-reward maze study: no messages, full observation, RGMComm with tanh / softmax / none
+    # (Fig. 7) and with 2 / 16 labels (Fig. 4; 4 labels = tanh); results in ${OUT}_raw
+    rawstudy) for s in $RAW_SEEDS; do
+                sweep --name rgm_maze_raw_po --seeds $s --configs qmix --env-configs maze with $RAW
+                sweep --name rgm_maze_raw_fo --seeds $s --configs qmix --env-configs maze with $RAW env_args.observe_all=True
+                for f in tanh softmax none; do sweep --name rgm_maze_raw_$f --seeds $s --configs rgmcomm_qmix --env-configs maze with $RAW rgm_norm=$f; done
+                for m in 2 16; do sweep --name rgm_maze_raw_m$m --seeds $s --configs rgmcomm_qmix --env-configs maze with $RAW comm_labels=$m; done
+              done ;;
+    # the Fig. 7 ablation again with clustering weight 1e-2 (seeds 1-3), in ${OUT}_raw_cd2 (the
+    # summary does not tell rgm_cd_weight apart, so these runs get their own folder)
+    rawcd) for s in 1 2 3; do for f in tanh softmax none; do
+             sweep --name rgm_maze_raw_cd2_$f --seeds $s --configs rgmcomm_qmix --env-configs maze with ${RAW/_raw /_raw_cd2 } rgm_norm=$f rgm_cd_weight=0.01
+           done; done ;;
+    *) echo "unknown stage '$stage' (tag2 tag2fo maze mazefo mazeraw ablation labels spread3 tag3 comm rawstudy rawcd)" >&2; exit 2 ;;
   esac
 done
