@@ -92,13 +92,10 @@ def set_threads(n):
     threadpoolctl, a scikit-learn dependency), and with n = 1 also XLA's (its flags are read when
     JAX is first imported, so only if it is not yet). Beside other busy processes extra threads
     only contend: the ReMIX preset's batch update took 17x longer with torch's default."""
+    from threadpoolctl import threadpool_limits  # a scikit-learn dependency (requirements.txt)
+
     th.set_num_threads(n)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - installed with scikit-learn (requirements.txt)
-        pass
-    else:
-        threadpool_limits(n, user_api="blas")
+    threadpool_limits(n, user_api="blas")
     flags = os.environ.get("XLA_FLAGS", "")
     if n == 1 and "jax" not in sys.modules and "xla_cpu_multi_thread_eigen" not in flags:
         os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1".strip()

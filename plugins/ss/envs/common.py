@@ -79,8 +79,9 @@ class IndividualRewardEnv(VecEnv):
         eye = np.eye(self.n_agents, dtype=bool)
         return np.broadcast_to(~eye, (self.n_envs, self.n_agents, self.n_agents))
 
-    def positions(self):  # [n_envs, n, d], normalised to [0, 1]
-        raise NotImplementedError
+    def positions(self):
+        """[n_envs, n, d] agent positions normalised to [0, 1]; every task defines its own."""
+        raise NotImplementedError(f"{type(self).__name__} must define positions()")
 
     def state_dict(self):
         return {"rng": self.rng.bit_generator.state, **{k: getattr(self, k).copy() for k in self.state_keys}}
