@@ -13,13 +13,15 @@ is reset, with its graph, at each episode start), and also under torch.no_grad (
 reference only; bn_mac.select_actions is decorated with torch.no_grad).
 Settings are interleaved in rounds (round robin, start rotated each round) so load changes on a
 shared machine hit all alike; per round the median of the calls, then the median over rounds.
+Calls are timed in CPU time of the thread by default (``--clock wall`` for wall time): on a busy
+machine a 2 ms call is preempted far more often than a 0.5 ms one, which biases wall-time ratios.
 BN/MAPPO ratios per (n, envs); the goal is at most 2x for n = 10.
 
 Then a breakdown of the BN context controller (largest n) into its parts, timed the same way with
 the plugin's own functions, plus a cProfile of select_actions (cumulative shares).
 
     python bench/bn_select.py [--env coordination_game|aloha] [--agents 5 10] [--envs 8 32]
-                              [--calls 30] [--rounds 25] [--out docs/bench/bn_select.json]
+                              [--calls 30] [--rounds 25] [--clock cpu|wall] [--out docs/bench/bn_select.json]
 """
 from __future__ import annotations
 
@@ -106,17 +108,21 @@ class Setting:
         return count[0] / samples
 
 
+CLOCKS = {"cpu": time.thread_time, "wall": time.perf_counter}
+CLOCK = [time.thread_time]  # --clock
+
+
 def interleaved(funcs, calls, rounds, verbose=False):
     """{name: [median seconds per call, one per round]} for zero-argument callables, round robin
     with the start rotated each round (no callable always runs first)."""
-    names, per_round = list(funcs), {name: [] for name in funcs}
+    names, per_round, clock = list(funcs), {name: [] for name in funcs}, CLOCK[0]
     for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
             times = []
             for _ in range(calls):
-                start = time.perf_counter()
+                start = clock()
                 funcs[name]()
-                times.append(time.perf_counter() - start)
+                times.append(clock() - start)
             per_round[name].append(statistics.median(times))
         if verbose:
             print(f"round {r + 1}/{rounds} done", flush=True)
@@ -143,7 +149,7 @@ def parts(setting):
         own = policy.own(x)
         noise = -th.log(-th.log(th.rand(avail.shape).clamp_(1e-10, 1.0 - 1e-7)))
         steps.append(dict(t=t, x=x, obs=obs, avail=avail, joint=joint, scores=scores, soft=soft, G=G, own=own,
-                          noise=noise))
+                          noise=noise, eye=th.eye(avail.shape[-1])))
     k = [0]
 
     def step():
@@ -161,7 +167,7 @@ def parts(setting):
     def head_pass(s):  # one pass of BNMAC.sample: every agent's head, Gumbel-max choice, one-hot
         avail = s["avail"]
         logits = policy.head(s["own"], parent_inputs(s["G"], th.zeros(*avail.shape))).masked_fill(avail == 0, NEG)
-        return F.one_hot((logits + s["noise"]).argmax(-1), avail.shape[-1]).float()
+        return s["eye"][(logits + s["noise"]).argmax(-1)]
 
     return {
         "select_actions": select_actions,
@@ -212,10 +218,15 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=25, help="many short rounds: load changes hit all alike")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--clock", default="cpu", choices=list(CLOCKS),
+                        help="cpu: this thread's CPU time (default; on a shared machine wall time also counts the "
+                             "time the process waits for a core, which hits a long call more often than a short one)")
     parser.add_argument("--no-breakdown", action="store_true", help="skip the BN part timings and the cProfile")
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "bench", "bn_select.json"))
     opts = parser.parse_args(argv)
     opts.only = ["mappo"] + [name for name in opts.only if name != "mappo"]
+    CLOCK[0] = CLOCKS[opts.clock]
+    load_start = os.getloadavg()
 
     settings = {}
     for n in opts.agents:
@@ -268,6 +279,9 @@ def main(argv=None):
         "env": opts.env, "env_args": {f"n{n}": ENVS[opts.env](n) for n in opts.agents},
         "agents": opts.agents, "parallel_envs": opts.envs, "weights": "initial (untrained), seed %d" % opts.seed,
         "calls_per_round": opts.calls, "rounds": opts.rounds, "torch_threads": opts.threads,
+        "clock": {"cpu": "time.thread_time (CPU time of the calling thread)", "wall": "time.perf_counter"}[opts.clock],
+        "load_average_start": [round(x, 2) for x in load_start],
+        "load_average_end": [round(x, 2) for x in os.getloadavg()],
         "ms_per_call": table,
         "seconds_per_call": {k: round(v, 6) for k, v in median.items()},
         "seconds_per_call_rounds": {k: [round(x, 6) for x in v] for k, v in per_round.items()},

@@ -17,6 +17,7 @@ Worker start-up (imports, JAX compilation, warm-up) is reported separately.
 
     python bench/end_to_end.py --before DIR [--after DIR] [--seconds 12] [--rounds 3]
                                [--workloads remix_pp ...] [--out docs/bench/end_to_end.json]
+                               [--keep-other-workloads]
 """
 from __future__ import annotations
 
@@ -115,6 +116,8 @@ def main(argv=None):
     parser.add_argument("--seconds", type=float, default=12.0, help="timed seconds per segment")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "bench", "end_to_end.json"))
+    parser.add_argument("--keep-other-workloads", action="store_true",
+                        help="keep the results of workloads not run now from the existing --out file")
     opts = parser.parse_args(argv)
     trees = {"before": os.path.abspath(opts.before), "after": os.path.abspath(opts.after)}
     # before_1thread: the before checkout with the thread pinning of the after one (the code's share)
@@ -160,7 +163,10 @@ def write(opts, trees, load, startup, rows):
     for key, row in rows.items():
         if not row["after"]:
             continue
-        results[key] = {f"{name}_steps_per_second": v for name, v in row.items()}
+        workload = key.split("/", 1)[1]
+        results[key] = {"seconds": opts.seconds, "rounds": len(row["after"]),
+                        "load_average": {k: v for k, v in load.items() if k == "start" or k.startswith(workload)},
+                        **{f"{name}_steps_per_second": v for name, v in row.items()}}
         for base in ("before", "before_1thread"):
             ratios = [a / b for a, b in zip(row["after"], row[base])]
             results[key][f"after_over_{base}"] = [round(x, 2) for x in ratios]
@@ -172,11 +178,24 @@ def write(opts, trees, load, startup, rows):
               "trees": {k: os.path.basename(v) for k, v in trees.items()}, "seconds": opts.seconds, "rounds": opts.rounds,
               "cpus": os.cpu_count(), "python": platform.python_version(), "load_average": load,
               "startup_seconds": startup, "results": results}
+    if opts.keep_other_workloads and os.path.exists(opts.out):
+        with open(opts.out) as f:
+            old = json.load(f)
+        for key, result in old["results"].items():
+            if key in results:
+                continue
+            workload = key.split("/", 1)[1]  # an earlier run's workload keeps its own settings and load
+            result.setdefault("seconds", old["seconds"])
+            result.setdefault("rounds", old["rounds"])
+            result.setdefault("load_average", {k: v for k, v in old["load_average"].items() if k.startswith(workload)})
+            results[key] = result
+            startup.update({k: v for k, v in old["startup_seconds"].items() if k.endswith(workload)})
+        report["workloads"] = {**old["workloads"], **report["workloads"]}
     os.makedirs(os.path.dirname(opts.out), exist_ok=True)
     with open(opts.out, "w") as f:
         json.dump(report, f, indent=2)
     print(json.dumps({k: [v["after_over_before_median"], v["after_over_before_1thread_median"]]
-                      for k, v in results.items()}, indent=1))
+                      for k, v in report["results"].items()}, indent=1))
 
 
 if __name__ == "__main__":

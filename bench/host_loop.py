@@ -122,8 +122,11 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1, help="torch_threads of both loops")
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "bench", "host_loop.json"))
+    parser.add_argument("--keep-other-runners", action="store_true",
+                        help="keep the results of runners not run now from the existing --out file")
     opts = parser.parse_args(argv)
     THREADS[0] = opts.threads
+    load_start = os.getloadavg()
     for loop in LOOPS.values():  # first-use costs (imports: torch._dynamo via Adam, the env packages) before timing
         loop("episode", 200, opts.seed)
     rows = {runner: {"host": [], "suite": []} for runner in opts.runners}
@@ -135,6 +138,7 @@ def main(argv=None):
                 seconds, t_env = LOOPS[loop](runner, steps, opts.seed + r)
                 rows[runner][loop].append({"seconds": round(seconds, 2), "env_steps": t_env,
                                            "steps_per_second": round(t_env / seconds, 1)})
+            rows[runner]["suite"][-1]["load_average"] = [round(x, 2) for x in os.getloadavg()]
             h, s = rows[runner]["host"][-1], rows[runner]["suite"][-1]
             print(f"round {r + 1}/{opts.rounds} {runner}: host {h['steps_per_second']} steps/s, suite "
                   f"{s['steps_per_second']} steps/s, suite/host time {h['steps_per_second'] / s['steps_per_second']:.3f}",
@@ -143,18 +147,25 @@ def main(argv=None):
                       "obs_last_action=False): env steps/s of a whole training run of --steps env steps, "
                       "learning included, the host's run_sequential vs the suite's, interleaved",
               "updates": {r: updates(r, opts.steps * (4 if r == "parallel" else 1), opts.seed) for r in opts.runners},
-              "rounds": opts.rounds, "torch_threads": opts.threads, "python": platform.python_version(),
-              "torch": th.__version__, "cpus": os.cpu_count(), "load_before": os.getloadavg(), "results": {}}
+              "torch_threads": opts.threads, "python": platform.python_version(),
+              "torch": th.__version__, "cpus": os.cpu_count(), "results": {}}
     for runner, loops in rows.items():
         ratios = [h["steps_per_second"] / s["steps_per_second"] for h, s in zip(loops["host"], loops["suite"])]
         report["results"][runner] = {
-            **loops,
+            **loops, "rounds": opts.rounds, "env_steps_per_loop": report["updates"][runner]["t_max"],
+            "load_average_start": [round(x, 2) for x in load_start],
+            "load_average_end": [round(x, 2) for x in os.getloadavg()],
             "suite_time_over_host_time_per_round": [round(x, 3) for x in ratios],
             "suite_time_over_host_time_median": round(statistics.median(ratios), 3),
             "host_steps_per_second_median": statistics.median(x["steps_per_second"] for x in loops["host"]),
             "suite_steps_per_second_median": statistics.median(x["steps_per_second"] for x in loops["suite"]),
         }
-    report["load_after"] = os.getloadavg()
+    if opts.keep_other_runners and os.path.exists(opts.out):
+        with open(opts.out) as f:
+            old = json.load(f)
+        for runner, result in old["results"].items():
+            if runner not in report["results"]:
+                report["results"][runner], report["updates"][runner] = result, old["updates"][runner]
     os.makedirs(os.path.dirname(opts.out), exist_ok=True)
     with open(opts.out, "w") as f:
         json.dump(report, f, indent=2)

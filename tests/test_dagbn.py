@@ -144,6 +144,76 @@ def test_batched_matching_gives_the_same_samples_for_the_same_noise(n):
         assert (got.sum(-1) == 1).all() and (got.sum(-2) == 1).all()
 
 
+def test_the_order_is_matched_on_the_sinkhorn_matrix_which_acting_cannot_skip():
+    """Sinkhorn only subtracts row and column potentials from the noisy scores (log S = x - r_i - c_j),
+    so matching log S is matching x itself; the order is matched on S (as first implemented), which
+    differs for some draws: skipping the iterations at acting time would change the sampled orders."""
+    th.manual_seed(7)
+    x = F.logsigmoid(th.randn(400, 6, 6)) - th.log(-th.log(th.rand(400, 6, 6)))
+    with th.no_grad():
+        S = gumbel_sinkhorn(x, tau=1.0, noise=0.0, iters=20)
+    assert th.equal(hungarian(S.log()), hungarian(x))
+    differ = (hungarian(S) != hungarian(x)).flatten(1).any(1).float().mean().item()
+    assert 0.01 < differ < 0.5
+
+
+def _reference_select_actions(mac, x, obs, avail):
+    """The controller's acting path as implemented before the exact speed-ups (kept as the
+    oracle): learned order from ``_reference_permutation``, edges with out-of-place Gumbel noise,
+    parent inputs by einsum, one-hot by F.one_hot, noise drawn in the same order."""
+    policy, graph = mac.agent, mac.agent.graph
+    B, n = obs.shape[:2]
+    joint = obs.reshape(B, -1)
+    scores = F.logsigmoid(graph.perm_net(joint).view(B, n, n))
+    P = _reference_permutation(scores, graph.sinkhorn["tau"], graph.sinkhorn["noise"], graph.sinkhorn["iters"])
+    logits = graph.edge_net(joint).view(B, n, n, 2)
+    noisy = logits + -th.log(-th.log(th.rand_like(logits).clamp_(1e-10, 1.0 - 1e-7)))
+    G = (noisy[..., 1] > noisy[..., 0]).float() * (P.transpose(-2, -1) @ graph.mask @ P)
+
+    def parents(onehot):
+        parts = [th.einsum("...ji,...ja->...ija", G, onehot).flatten(-2)]
+        if policy.parent_obs:
+            parts.append(th.einsum("...ji,...jo->...ijo", G, obs).flatten(-2))
+        return th.cat(parts, -1) if len(parts) > 1 else parts[0]
+
+    own = policy.own(x)
+    noise = -th.log(-th.log(th.rand(avail.shape).clamp_(1e-10, 1.0 - 1e-7)))
+    onehot = th.zeros(avail.shape)
+    for k in range(n):
+        out = policy.head(own, parents(onehot)).masked_fill(avail == 0, -1e10)
+        chosen = (out + noise).argmax(-1)
+        if k > 0 and bool((chosen == actions).all()):
+            break
+        actions = chosen
+        onehot = F.one_hot(actions, avail.shape[-1]).float()
+    logp = F.log_softmax(out, -1).gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+    return actions, logp, G
+
+
+@pytest.mark.parametrize("n", [3, 5, 10])
+@pytest.mark.parametrize("arch,parent_obs", [("late", False), ("early", False), ("late", True)])
+def test_controller_samples_the_same_orders_and_actions_as_before_for_the_same_noise(n, arch, parent_obs):
+    """select_actions (learned order, sampling) gives bit-identical DAGs, actions and
+    log-probabilities to the acting path before the speed-ups, draw for draw."""
+    args, mac = _bn_mac(env_args=dict(n=n), dag_actor_arch=arch, dag_parent_obs=parent_obs)
+    th.manual_seed(6)
+    B, A, O = 32, args.n_actions, args.obs_shape
+    obs = th.randn(B, n, O)
+    x = th.cat([obs, th.eye(n).expand(B, n, n)], -1)
+    avail = th.randint(0, 2, (B, n, A), dtype=th.int32)
+    avail[..., 0] = 1
+    for draw in range(3):
+        th.manual_seed(100 + draw)
+        with th.no_grad():
+            expected = _reference_select_actions(mac, x, obs, avail)
+        th.manual_seed(100 + draw)
+        with th.no_grad():
+            G = mac.agent.dag(obs)
+            actions, logp = mac.sample(x, obs, avail, G)
+        assert th.equal(G, expected[2]) and th.equal(actions, expected[0]) and th.equal(logp, expected[1])
+        assert G.sum() > 0 and (G.tril(-1).sum() > 0 or n < 3)  # edges, not only in the order 1..n
+
+
 # ---- 2. the DAG net ---------------------------------------------------------------------------
 def test_dag_net_samples_are_acyclic_zero_one_and_test_mode_is_deterministic():
     th.manual_seed(2)

@@ -50,16 +50,24 @@ def density(G: th.Tensor) -> th.Tensor:
     return G.sum((-2, -1)) / max(n * (n - 1) / 2, 1)
 
 
+def gumbel(shape, device=None, dtype=None) -> th.Tensor:
+    """Standard Gumbel noise -log(-log(u)), u ~ U(0, 1) clamped away from 0 and 1 (in place)."""
+    return th.rand(shape, device=device, dtype=dtype).clamp_(1e-10, 1.0 - 1e-7).log_().neg_().log_().neg_()
+
+
 def gumbel_like(x: th.Tensor) -> th.Tensor:
-    """Standard Gumbel noise -log(-log(u)), u ~ U(0, 1) clamped away from 0 and 1."""
-    return th.rand_like(x).clamp_(1e-10, 1.0 - 1e-7).log_().neg_().log_().neg_()
+    return gumbel(x.shape, x.device, x.dtype)
 
 
 def gumbel_sinkhorn(log_alpha: th.Tensor, tau: float = 1.0, noise: float = 1.0, iters: int = 20) -> th.Tensor:
     """Soft permutation: Sinkhorn normalisation (alternating row/column log-normalisation) of
     (log_alpha + noise * Gumbel) / tau; doubly stochastic up to the iteration tolerance."""
-    x = log_alpha + noise * gumbel_like(log_alpha) if noise > 0 else log_alpha
-    x = x / tau
+    x = log_alpha
+    if noise > 0:  # a factor or divisor of 1 is skipped: IEEE-exact no-ops, one kernel each
+        g = gumbel_like(log_alpha)
+        x = log_alpha + (g if noise == 1 else noise * g)
+    if tau != 1:
+        x = x / tau
     if not th.is_grad_enabled():  # acting: the same normalisation with sums (3x fewer kernels), in place
         p = (x - x.amax((-2, -1), keepdim=True)).exp_()
         for _ in range(iters):
@@ -97,8 +105,9 @@ def hungarian(soft: th.Tensor) -> th.Tensor:
         cells, matrices = _all_permutations(n, flat.device)
         hard = matrices[(flat.reshape(-1, n * n).to(th.float64) @ cells).argmax(-1)]
     else:
-        cols = np.stack([linear_sum_assignment(m, maximize=True)[1] for m in flat.cpu().numpy()])
-        hard = th.as_tensor(np.eye(n)[cols], device=soft.device)
+        weights = flat.cpu().numpy()
+        cols = np.stack([linear_sum_assignment(m, maximize=True)[1] for m in weights])
+        hard = th.as_tensor(np.eye(n, dtype=weights.dtype)[cols], device=soft.device)
     return hard.to(soft.dtype).reshape(soft.shape)
 
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from marlkit import host
 
-from .graph import DAGNet, fixed_dag
+from .graph import DAGNet, fixed_dag, gumbel
 
 NEG = -1e10  # logit of unavailable actions
 
@@ -33,9 +33,10 @@ def base(n_in, hidden):
 def parent_inputs(G, onehot, obs=None):
     """Per child i, the parents' one-hot actions (and observations) with zeros for non-parents:
     G [..., n, n] (parent j, child i), onehot [..., n, A], obs [..., n, O] -> [..., n, n*A (+ n*O)]."""
-    parts = [th.einsum("...ji,...ja->...ija", G, onehot).flatten(-2)]
+    child_parent = G.transpose(-2, -1).unsqueeze(-1)  # [..., i, j, 1]: G[..., j, i]
+    parts = [(child_parent * onehot.unsqueeze(-3)).flatten(-2)]  # products of 0/1 values: exact
     if obs is not None:
-        parts.append(th.einsum("...ji,...jo->...ijo", G, obs).flatten(-2))
+        parts.append((child_parent * obs.unsqueeze(-3)).flatten(-2))
     return th.cat(parts, -1) if len(parts) > 1 else parts[0]
 
 
@@ -133,7 +134,8 @@ class BNMAC(host.BasicMAC):
         policy = self.agent
         own = policy.own(x)
         parent_obs = obs if policy.parent_obs else None
-        noise = 0.0 if greedy else -th.log(-th.log(th.rand(avail.shape, device=own.device).clamp_(1e-10, 1.0 - 1e-7)))
+        noise = 0.0 if greedy else gumbel(avail.shape, own.device)
+        eye = th.eye(self.n_actions, dtype=own.dtype, device=own.device)  # eye[a]: the one-hot of a
         onehot = th.zeros(avail.shape, dtype=own.dtype, device=own.device)
         passes = avail.shape[1] if bool(G.any()) else 1  # n passes always suffice (path <= n - 1)
         unavailable = avail == 0
@@ -143,7 +145,7 @@ class BNMAC(host.BasicMAC):
             if k > 0 and bool((chosen == actions).all()):
                 break
             actions = chosen
-            onehot = F.one_hot(actions, self.n_actions).to(own.dtype)
+            onehot = eye[actions]
         logp = F.log_softmax(logits, -1).gather(-1, actions.unsqueeze(-1)).squeeze(-1)
         return actions, logp
 
