@@ -4,7 +4,8 @@ Every controller is built through the suite's own machinery (``offline``) from i
 host's MAPPO (``mappo``: stock basic_mac, rnn agent, soft_policies selector) and DAG-BN (plugins/dagbn,
 ``bn_mac``) with the context DAG and learned order (``dagbn``, the default), the context DAG over
 the identity order (``dagbn`` with dag_permutation=identity, as ``dagbn_anneal``), the fixed
-fully connected DAG (``dagbn_full``) and no DAG (``dagbn_none``). Same env, number of agents and
+fully connected DAG (``dagbn_full``) and no DAG (``dagbn_none``), and the learned order matched on the
+noisy scores (``dag_perm_match=scores``, no Sinkhorn iterations at acting time). Same env, number of agents and
 number of parallel envs for all; untrained (initial) weights. Each setting runs one episode first
 so the batch holds real observations, then times ``mac.select_actions(batch, t_ep=t, ..., bs=all
 envs, test_mode=False)`` exactly as the runner calls it, t cycling over the episode's steps.
@@ -51,6 +52,7 @@ CONTROLLERS = {
     "mappo_no_grad": ("mappo", {}),  # reference: the same, called under torch.no_grad() (bn_mac's own choice)
     "bn_context": ("dagbn", {}),
     "bn_context_identity": ("dagbn", {"dag_permutation": "identity"}),
+    "bn_context_scores": ("dagbn", {"dag_perm_match": "scores"}),  # learned order matched on the noisy scores
     "bn_full": ("dagbn_full", {}),
     "bn_none": ("dagbn_none", {}),
 }
@@ -60,7 +62,7 @@ ENVS = {
 }
 GOAL = 2.0
 DESCRIBE = ("mac", "agent", "action_selector", "hidden_dim", "use_rnn", "obs_last_action", "obs_agent_id",
-            "dag_mode", "dag_permutation", "dag_actor_arch", "dag_sinkhorn_iters")
+            "dag_mode", "dag_permutation", "dag_perm_match", "dag_actor_arch", "dag_sinkhorn_iters")
 
 
 class Setting:

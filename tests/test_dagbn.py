@@ -157,6 +157,27 @@ def test_the_order_is_matched_on_the_sinkhorn_matrix_which_acting_cannot_skip():
     assert 0.01 < differ < 0.5
 
 
+def test_matching_the_noisy_scores_acts_without_sinkhorn_and_trains_through_it():
+    """dag_perm_match=scores: the hard order is the matching of the noisy scores (same noise draw),
+    at acting time and in training, where the gradient reaches the permutation net through S."""
+    th.manual_seed(8)
+    n, O = 7, 3
+    net = DAGNet(n, O, dag_args(n, 2, O, dag_perm_match="scores"))
+    joint = th.randn(64, n * O)
+    scores = F.logsigmoid(net.perm_net(joint).view(64, n, n)).detach()
+    th.manual_seed(9)
+    expected = hungarian(scores - th.log(-th.log(th.rand(64, n, n).clamp_(1e-10, 1.0 - 1e-7))))
+    th.manual_seed(9)
+    with th.no_grad():
+        assert th.equal(net.permutation(joint, False), expected)
+    th.manual_seed(9)
+    P = net.permutation(joint, False)
+    assert th.equal(P.detach(), expected)
+    (P * th.randn(64, n, n)).sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.perm_net.parameters())
+    assert th.equal(net.permutation(joint, True), hungarian(scores))  # test mode: no noise
+
+
 def _reference_select_actions(mac, x, obs, avail):
     """The controller's acting path as implemented before the exact speed-ups (kept as the
     oracle): learned order from ``_reference_permutation``, edges with out-of-place Gumbel noise,

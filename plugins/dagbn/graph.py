@@ -25,6 +25,7 @@ from scipy.optimize import linear_sum_assignment
 
 DAG_MODES = ("context", "full", "line", "none")
 PERMUTATIONS = ("learned", "identity")
+PERM_MATCHES = ("sinkhorn", "scores")
 
 
 def order_mask(n: int, device=None) -> th.Tensor:
@@ -59,15 +60,18 @@ def gumbel_like(x: th.Tensor) -> th.Tensor:
     return gumbel(x.shape, x.device, x.dtype)
 
 
-def gumbel_sinkhorn(log_alpha: th.Tensor, tau: float = 1.0, noise: float = 1.0, iters: int = 20) -> th.Tensor:
-    """Soft permutation: Sinkhorn normalisation (alternating row/column log-normalisation) of
-    (log_alpha + noise * Gumbel) / tau; doubly stochastic up to the iteration tolerance."""
+def noisy_scores(log_alpha: th.Tensor, tau: float = 1.0, noise: float = 1.0) -> th.Tensor:
+    """(log_alpha + noise * Gumbel) / tau, the input of the Sinkhorn operator."""
     x = log_alpha
     if noise > 0:  # a factor or divisor of 1 is skipped: IEEE-exact no-ops, one kernel each
         g = gumbel_like(log_alpha)
         x = log_alpha + (g if noise == 1 else noise * g)
-    if tau != 1:
-        x = x / tau
+    return x / tau if tau != 1 else x
+
+
+def sinkhorn(x: th.Tensor, iters: int = 20) -> th.Tensor:
+    """Sinkhorn normalisation of exp(x) (alternating row/column log-normalisation); doubly
+    stochastic up to the iteration tolerance."""
     if not th.is_grad_enabled():  # acting: the same normalisation with sums (3x fewer kernels), in place
         p = (x - x.amax((-2, -1), keepdim=True)).exp_()
         for _ in range(iters):
@@ -78,6 +82,11 @@ def gumbel_sinkhorn(log_alpha: th.Tensor, tau: float = 1.0, noise: float = 1.0, 
         x = x - th.logsumexp(x, dim=-1, keepdim=True)
         x = x - th.logsumexp(x, dim=-2, keepdim=True)
     return x.exp()
+
+
+def gumbel_sinkhorn(log_alpha: th.Tensor, tau: float = 1.0, noise: float = 1.0, iters: int = 20) -> th.Tensor:
+    """Soft permutation: the Sinkhorn normalisation of (log_alpha + noise * Gumbel) / tau."""
+    return sinkhorn(noisy_scores(log_alpha, tau, noise), iters)
 
 
 ENUMERATE_UP_TO = 6  # n! = 720 candidate orders: one matrix product scores them all
@@ -137,7 +146,10 @@ class DAGNet(nn.Module):
     Architectures of the paper's Table 2 (Aloha/SMAC): Concat(o^1..o^n)-FC(hidden)-ReLU-FC(out);
     the edge net outputs 2 logits per ordered pair, the permutation net n x n scores that pass a
     log-sigmoid before Gumbel-Sinkhorn (the public runs). ``permutation=identity`` fixes P = I
-    (the paper's SMAC runs).
+    (the paper's SMAC runs). The hard order is the maximum-weight matching of the Sinkhorn matrix S
+    (``perm_match=sinkhorn``, as first implemented) or of the noisy scores x (``scores``: the
+    reference code of Mena et al. and Charpentier et al.; the same as matching log S, since Sinkhorn
+    only subtracts row and column potentials, so acting needs no Sinkhorn iterations).
     """
 
     def __init__(self, n_agents, obs_dim, args):
@@ -145,6 +157,7 @@ class DAGNet(nn.Module):
         self.n = n_agents
         self.edge_tau = args.dag_gumbel_tau
         self.sinkhorn = dict(tau=args.dag_sinkhorn_tau, noise=args.dag_sinkhorn_noise, iters=args.dag_sinkhorn_iters)
+        self.match = args.dag_perm_match
         self.edge_net = mlp(n_agents * obs_dim, args.dag_hidden, 2 * n_agents * n_agents)
         self.perm_net = mlp(n_agents * obs_dim, args.dag_hidden, n_agents * n_agents) \
             if args.dag_permutation == "learned" else None
@@ -168,8 +181,11 @@ class DAGNet(nn.Module):
         if self.perm_net is None:
             return th.eye(self.n, device=joint_obs.device).expand(*lead, self.n, self.n)
         scores = F.logsigmoid(self.perm_net(joint_obs).view(*lead, self.n, self.n))
-        noise = 0.0 if test_mode else self.sinkhorn["noise"]
-        soft = gumbel_sinkhorn(scores, self.sinkhorn["tau"], noise, self.sinkhorn["iters"])
+        x = noisy_scores(scores, self.sinkhorn["tau"], 0.0 if test_mode else self.sinkhorn["noise"])
+        if self.match == "scores":  # Mena et al.'s hard permutation: the matching of x, i.e. of log S(x)
+            hard = hungarian(x)
+            return straight_through(hard, sinkhorn(x, self.sinkhorn["iters"])) if th.is_grad_enabled() else hard
+        soft = sinkhorn(x, self.sinkhorn["iters"])
         return straight_through(hungarian(soft), soft) if th.is_grad_enabled() else hungarian(soft)
 
     def forward(self, obs, test_mode=False):
