@@ -164,7 +164,8 @@ def write(opts, trees, load, startup, rows):
         if not row["after"]:
             continue
         workload = key.split("/", 1)[1]
-        results[key] = {"seconds": opts.seconds, "rounds": len(row["after"]),
+        results[key] = {"trees": {k: os.path.basename(v) for k, v in trees.items()},
+                        "seconds": opts.seconds, "rounds": len(row["after"]),
                         "load_average": {k: v for k, v in load.items() if k == "start" or k.startswith(workload)},
                         **{f"{name}_steps_per_second": v for name, v in row.items()}}
         for base in ("before", "before_1thread"):
@@ -185,6 +186,7 @@ def write(opts, trees, load, startup, rows):
             if key in results:
                 continue
             workload = key.split("/", 1)[1]  # an earlier run's workload keeps its own settings and load
+            result.setdefault("trees", old["trees"])
             result.setdefault("seconds", old["seconds"])
             result.setdefault("rounds", old["rounds"])
             result.setdefault("load_average", {k: v for k, v in old["load_average"].items() if k.startswith(workload)})

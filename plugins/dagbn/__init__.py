@@ -14,7 +14,7 @@ Choices the paper leaves open (defaults; each is a key below):
   dag_actor_arch=late    the coordination-game/Aloha actor layout; `early` is the SMAC one
   dag_eta=0              the density target when annealing is off (only used with dag_alpha > 0)
   dag_perm_match=sinkhorn the learned order matches the Sinkhorn matrix, as first implemented; `scores`
-                         matches the noisy scores as Mena et al.'s and Charpentier et al.'s code do
+                         matches the noisy scores as Charpentier et al.'s code (after Mena et al.'s) does
   edge net               an MLP for every env (the paper's CG edge net is a DeepSet)
 """
 from marlkit.params import Param
@@ -31,7 +31,7 @@ PARAMS = {
                              doc="topological order: learned (Gumbel-Sinkhorn + Hungarian) or identity (paper's SMAC runs)"),
     "dag_perm_match": Param(str, "sinkhorn", choices=PERM_MATCHES,
                             doc="learned order: Hungarian matching of the Sinkhorn matrix (sinkhorn) or of the noisy "
-                                "scores (scores: Mena et al.'s reference code; acting skips the Sinkhorn iterations)"),
+                                "scores (scores: Charpentier et al.'s reference code; acting skips the Sinkhorn iterations)"),
     "dag_hidden": Param(int, 64, low=1, doc="hidden units of the edge and permutation nets"),
     "dag_gumbel_tau": Param(float, 1.0, low=1e-6, doc="temperature of the edges' straight-through Gumbel-Softmax"),
     "dag_sinkhorn_tau": Param(float, 1.0, low=1e-6, doc="Gumbel-Sinkhorn temperature"),

@@ -148,7 +148,7 @@ class DAGNet(nn.Module):
     log-sigmoid before Gumbel-Sinkhorn (the public runs). ``permutation=identity`` fixes P = I
     (the paper's SMAC runs). The hard order is the maximum-weight matching of the Sinkhorn matrix S
     (``perm_match=sinkhorn``, as first implemented) or of the noisy scores x (``scores``: the
-    reference code of Mena et al. and Charpentier et al.; the same as matching log S, since Sinkhorn
+    reference code of Charpentier et al., ported from Mena et al.'s; the same as matching log S, since Sinkhorn
     only subtracts row and column potentials, so acting needs no Sinkhorn iterations).
     """
 
@@ -182,7 +182,7 @@ class DAGNet(nn.Module):
             return th.eye(self.n, device=joint_obs.device).expand(*lead, self.n, self.n)
         scores = F.logsigmoid(self.perm_net(joint_obs).view(*lead, self.n, self.n))
         x = noisy_scores(scores, self.sinkhorn["tau"], 0.0 if test_mode else self.sinkhorn["noise"])
-        if self.match == "scores":  # Mena et al.'s hard permutation: the matching of x, i.e. of log S(x)
+        if self.match == "scores":  # the reference code's hard permutation: the matching of x, i.e. of log S(x)
             hard = hungarian(x)
             return straight_through(hard, sinkhorn(x, self.sinkhorn["iters"])) if th.is_grad_enabled() else hard
         soft = sinkhorn(x, self.sinkhorn["iters"])
