@@ -329,6 +329,62 @@ def test_heatmap_range_of_runs_that_did_not_log_it(hist_results, capsys):
     assert code == 0, err
 
 
+# ------------------------------------------------------------------------------------------ references
+
+def write_reference(path, rows, columns=("label", "seed", "step", "value")):
+    pd.DataFrame(rows, columns=list(columns)).to_csv(path, index=False)
+    return str(path)
+
+
+def test_reference_curves_are_aggregated_and_tabulated(results, tmp_path, capsys):
+    # two seeds on their own grid (0, 150, 300): ends after the runs' 200 steps, so --until 200
+    # interpolates: seed 0 rises 0 -> 0.3 (0.2 at 200), seed 1 is 0.4 throughout
+    ref = write_reference(tmp_path / "ref.csv", [("JaxMARL IPPO", 0, 0, 0.0), ("JaxMARL IPPO", 0, 150, 0.15),
+                                                 ("JaxMARL IPPO", 0, 300, 0.3), ("JaxMARL IPPO", 1, 0, 0.4),
+                                                 ("JaxMARL IPPO", 1, 150, 0.4), ("JaxMARL IPPO", 1, 300, 0.4)])
+    out = str(tmp_path / "fig.png")
+    code, stdout, err = run_main(["--results", results, "--algs", "qmix", "--reference", ref, "--until", "200",
+                                  "--out", out], capsys)
+    assert code == 0, err
+    df = pd.read_csv(str(tmp_path / "fig.csv")).set_index("label")
+    assert list(df.index) == ["qmix", "JaxMARL IPPO"]
+    row = df.loc["JaxMARL IPPO"]
+    assert row["n_seeds"] == 2 and row["steps"] == 200 and row["seeds"] == "0 1"
+    assert [float(v) for v in row["per_seed"].split()] == pytest.approx([0.2, 0.4])
+    assert row["mean"] == pytest.approx(0.3)
+    assert row["ci95"] == pytest.approx(12.706204736 * np.std([0.2, 0.4], ddof=1) / math.sqrt(2))
+    assert "| JaxMARL IPPO | 2 | 200 | 0.300 |" in stdout
+    curves = pd.read_csv(str(tmp_path / "fig_curves.csv"))
+    assert set(curves["label"]) == {"qmix", "JaxMARL IPPO"}
+
+
+def test_reference_seed_column_is_optional_and_smoothing_applies(results, tmp_path):
+    ref = write_reference(tmp_path / "r.csv", [("ref", 0, 0.0), ("ref", 100, 1.0), ("ref", 200, 0.5)],
+                          columns=("label", "step", "value"))
+    runs = analysis.load_references([ref], "test_return_mean")
+    assert [(r.alg, r.seed, r.status) for r in runs] == [("ref", 0, "REFERENCE")]
+    by_label = analysis.curves(runs, "test_return_mean", window=2)
+    assert list(by_label["ref"][0].values) == pytest.approx([0.0, 0.5, 0.75])
+
+
+@pytest.mark.parametrize("rows, columns, message", [
+    ([("a", 0, 1)], ("label", "seed", "value"), "missing column(s) step"),
+    ([("a", 0, 0, "high")], ("label", "seed", "step", "value"), "line 2: value 'high' is not a number"),
+    ([("qmix", 0, 0, 0.1)], ("label", "seed", "step", "value"), "also curve labels of the runs"),
+])
+def test_bad_reference_is_one_error_line(results, tmp_path, capsys, rows, columns, message):
+    ref = write_reference(tmp_path / "bad.csv", rows, columns)
+    code, _, err = run_main(["--results", results, "--reference", ref], capsys)
+    assert code == 2 and err.count("\n") == 1 and err.startswith("error: ") and message in err, err
+
+
+def test_reference_missing_file_and_heatmap(results, tmp_path, capsys):
+    code, _, err = run_main(["--results", results, "--reference", str(tmp_path / "none.csv")], capsys)
+    assert code == 2 and "cannot read it as CSV" in err and err.count("\n") == 1
+    code, _, err = run_main(["--results", results, "--heatmap", "w", "--reference", "x.csv"], capsys)
+    assert code == 2 and "does not combine with --heatmap" in err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--env", "smax_8m"], "unknown env 'smax_8m'"),
     (["--algs", "qmxi"], "did you mean 'qmix'"),

@@ -23,6 +23,14 @@ the default name with ``--stat iqm``), and next to it with the same stem a CSV a
 of the final values per curve (mean, 95% CI half-width, per-seed values, number of seeds, steps)
 plus ``<stem>_curves.csv`` with the aggregated curves. The markdown table is also printed.
 
+External curves: ``--reference CSV [CSV ...]`` adds curves from CSV files with the columns label,
+seed, step, value (``value`` in the units of the metric; seed optional), e.g. another library's
+baselines evaluated the same way (``scripts/jaxmarl_reference.py summarize`` writes such a CSV).
+Each label becomes one curve, aggregated over its seeds with the same statistic, band, smoothing and
+``--until`` as the runs, and gets a row in the tables::
+
+    python -m marlkit.analysis --env smax_3m --algs qmix_smax mappo_smax --reference jaxmarl_3m.csv
+
 Selection: only COMPLETED runs by default; ``--include-running`` adds RUNNING ones; FAILED and
 interrupted runs are skipped with a note. ``--filter key=value`` (repeatable, dotted keys such as
 ``env_args.map_name``) keeps runs whose config.json matches; ``--label-by key`` splits each
@@ -51,15 +59,16 @@ from .cli import analyse, main, parse_args
 from .heatmap import (Heatmap, heatmap_frame, heatmap_markdown, heatmaps, hist_bins, hist_range, plot_heatmap,
                       write_heatmap_outputs)
 from .plots import curves_frame, human_steps, markdown, plot, table, write_outputs
-from .runs import (Run, apply_filters, choose_env, find_envs, flatten, load_runs, lookup, matches, parse_value,
-                   read_metrics, sacred_root, unknown_key)
+from .runs import (REFERENCE_COLUMNS, Run, apply_filters, choose_env, find_envs, flatten, load_references, load_runs,
+                   lookup, matches, parse_value, read_metrics, sacred_root, unknown_key)
 from .stats import (DEFAULT_METRICS, N_BOOT, RUN_SPECIFIC_KEYS, Aggregate, Curve, aggregate, bootstrap_ci,
                     common_grid, curves, default_metric, iqm, label_of, mean_ci, smooth, t_quantile)
 
 __all__ = [
     "analyse", "main", "parse_args", "Heatmap", "heatmap_frame", "heatmap_markdown", "heatmaps", "hist_bins",
     "hist_range", "plot_heatmap", "write_heatmap_outputs", "curves_frame", "human_steps", "markdown", "plot",
-    "table", "write_outputs", "Run", "apply_filters", "choose_env", "find_envs", "flatten", "load_runs", "lookup",
+    "table", "write_outputs", "REFERENCE_COLUMNS", "Run", "apply_filters", "choose_env", "find_envs", "flatten",
+    "load_references", "load_runs", "lookup",
     "matches", "parse_value", "read_metrics", "sacred_root", "unknown_key", "DEFAULT_METRICS", "N_BOOT",
     "RUN_SPECIFIC_KEYS", "Aggregate", "Curve", "aggregate", "bootstrap_ci", "common_grid", "curves",
     "default_metric", "iqm", "label_of", "mean_ci", "smooth", "t_quantile",

@@ -7,7 +7,7 @@ import sys
 from ..errors import ArgumentParser, SuiteError, command_line
 from .heatmap import heatmaps, write_heatmap_outputs
 from .plots import write_outputs
-from .runs import choose_env, load_runs
+from .runs import choose_env, load_references, load_runs
 from .stats import aggregate, curves, default_metric
 
 
@@ -30,6 +30,10 @@ def parse_args(argv):
     p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
                    help="keep runs whose config matches (dotted keys allowed; repeatable)")
     p.add_argument("--label-by", metavar="KEY", help="one curve per algorithm and value of this config key")
+    p.add_argument("--reference", nargs="+", metavar="CSV",
+                   help="also draw external curves (e.g. another library's baselines) from CSVs with columns "
+                        "label, seed, step, value (value = the metric); each label becomes one curve with its "
+                        "band over seeds, smoothed and tabulated like the runs")
     p.add_argument("--heatmap", metavar="PREFIX",
                    help="instead of curves, a heatmap per curve label of the histogram logged as PREFIX_0, "
                         "PREFIX_1, ... (e.g. weight_hist): share of transitions per bin, mean over seeds, vs "
@@ -46,6 +50,8 @@ def parse_args(argv):
         raise SuiteError(f"{'--heatmap-log' if args.heatmap_log else '--heatmap-range'} needs --heatmap PREFIX")
     if args.heatmap_range and not args.heatmap_range[0] < args.heatmap_range[1]:
         raise SuiteError("--heatmap-range LOW HIGH needs LOW < HIGH")
+    if args.heatmap and args.reference:
+        raise SuiteError("--reference adds curves; it does not combine with --heatmap")
     if args.heatmap and (args.metric or args.stat != "mean"):
         raise SuiteError("--heatmap draws the mean over seeds of the PREFIX_<i> metrics; drop --metric/--stat")
     return args
@@ -64,6 +70,13 @@ def analyse(args, notes=None) -> tuple:
             return paths, f.read()
     metric = args.metric or default_metric(runs)
     by_label = curves(runs, metric, args.label_by, args.smooth, notes)
+    if args.reference:
+        references = curves(load_references(args.reference, metric, env), metric, None, args.smooth, notes)
+        clash = sorted(set(references) & set(by_label))
+        if clash:
+            raise SuiteError(f"--reference label(s) {', '.join(clash)} are also curve labels of the runs; "
+                             f"rename them in the CSV")
+        by_label.update(references)
     aggregates = aggregate(by_label, args.until, args.stat, notes)
     suffix = "_iqm" if args.stat == "iqm" else ""
     out = args.out or os.path.join(args.results, "plots", f"{env}_{metric}{suffix}.png")

@@ -1,5 +1,6 @@
 """Loading runs: Sacred run folders ``<results>/sacred/<alg>/<env>/<id>/`` into ``Run`` objects,
-selected by status and by ``--filter key=value`` on their config.json."""
+selected by status and by ``--filter key=value`` on their config.json; and external reference curves
+(``--reference``: CSV files with columns label, seed, step, value) as ``Run`` objects of their own."""
 from __future__ import annotations
 
 import json
@@ -198,3 +199,44 @@ def flatten(config, prefix="") -> dict:
         else:
             out[name] = value
     return out
+
+
+REFERENCE_COLUMNS = ("label", "step", "value")  # plus an optional "seed"
+
+
+def load_references(paths, metric, env="") -> list:
+    """External curves as ``Run`` objects (status REFERENCE), one per label and seed of the CSVs.
+
+    A CSV needs the columns label, step, value and may have seed (default: one seed, 0); other
+    columns are ignored. ``value`` is taken to be ``metric``, so the curves are drawn, smoothed and
+    tabulated with the suite's runs of that metric."""
+    import pandas as pd
+
+    runs = []
+    for path in paths:
+        try:
+            df = pd.read_csv(path)
+        except (OSError, ValueError) as exc:
+            raise SuiteError(f"--reference {path}: cannot read it as CSV ({exc.__class__.__name__}: {exc})")
+        missing = [c for c in REFERENCE_COLUMNS if c not in df.columns]
+        if missing:
+            raise SuiteError(f"--reference {path}: missing column(s) {', '.join(missing)}; a reference CSV has "
+                             f"the columns label, step, value and optionally seed (one row per evaluation)")
+        if "seed" not in df.columns:
+            df["seed"] = 0
+        for column in ("step", "value"):
+            numbers = pd.to_numeric(df[column], errors="coerce")
+            if numbers.isna().any():
+                row = int(numbers.isna().to_numpy().nonzero()[0][0]) + 2  # header is line 1
+                raise SuiteError(f"--reference {path}: line {row}: {column} '{df[column].iloc[row - 2]}' is not "
+                                 f"a number")
+            df[column] = numbers
+        for (label, seed), group in df.groupby(["label", "seed"], sort=False):
+            group = group.groupby("step", sort=True)["value"].last()  # a repeated step keeps its last value
+            seed = seed.item() if hasattr(seed, "item") else seed
+            runs.append(Run(str(label), env, f"{os.path.basename(path)}:{seed}", path, "REFERENCE",
+                            {"seed": seed, "reference": path},
+                            {metric: (group.index.to_numpy(dtype=float), group.to_numpy(dtype=float))}))
+    if not runs:
+        raise SuiteError(f"--reference {' '.join(paths)}: no rows")
+    return runs

@@ -14,7 +14,7 @@ from .runs import _MISSING, Run, flatten, lookup, unknown_key
 DEFAULT_METRICS = ("test_battle_won_mean", "test_return_mean")
 # Config keys that differ between seeds of one setting by design (not worth a note when pooled).
 RUN_SPECIFIC_KEYS = {"seed", "env_args.seed", "local_results_path", "unique_token", "run_id", "results_path",
-                     "checkpoint_path", "load_step", "label"}
+                     "checkpoint_path", "load_step", "label", "reference"}
 N_BOOT = 2000
 
 
