@@ -107,8 +107,10 @@ class SSLearner(ModelFiles):
         self.value_groups = 1 if args.ss_critic == "central" else self.n
         self.critic = GroupMLP(self.value_groups, scheme["state"]["vshape"], list(args.ss_critic_hidden), 1)
         self.value_norm = ValueNorm(self.value_groups)
-        self.actor_optimiser = th.optim.Adam(mac.parameters(), lr=args.ss_actor_lr, foreach=True)
-        self.critic_optimiser = th.optim.Adam(self.critic.parameters(), lr=args.ss_critic_lr, foreach=True)
+        self.actor_optimiser = th.optim.Adam(mac.parameters(), lr=args.ss_actor_lr, fused=True)
+        self.critic_optimiser = th.optim.Adam(self.critic.parameters(), lr=args.ss_critic_lr, fused=True)
+        for p in [*mac.parameters(), *self.critic.parameters()]:  # gradients accumulate in place (no
+            p.grad = th.zeros_like(p)                             # reallocation per step; see zero_grad)
         self.generator = th.Generator().manual_seed(int(args.seed))
         self.updates = 0
         self.log_stats_t = -args.learner_log_interval - 1
@@ -157,6 +159,7 @@ class SSLearner(ModelFiles):
         m = flat(mask)
         actions = flat(batch["actions"][:, :T, :, 0]).T            # [n, M]
         avail = flat(batch["avail_actions"][:, :T]).transpose(0, 1)  # [n, M, A]
+        all_avail = bool((avail != 0).all())
         behaviour = flat(batch["logp"][:, :T, :, 0]).T             # [n, M] log pi^{jj}_old(a_j|s)
         A_ = flat(adv).T                                           # [n, M]
         nbr_f = flat(nbr).permute(1, 2, 0)                         # [n, n, M]
@@ -165,11 +168,12 @@ class SSLearner(ModelFiles):
 
         for _ in range(args.epochs):
             logits = policies.all_logits(s, nbr_f)                 # [n, n, M, A] or [n, M, A]
-            logits = logits.masked_fill(avail == 0, NEG)           # avail of agent j broadcasts over i
+            if not all_avail:
+                logits = logits.masked_fill(avail == 0, NEG)       # avail of agent j broadcasts over i
             log_pi = F.log_softmax(logits, -1)
             probs = log_pi.exp()
+            own_idx = th.arange(n)
             if suggest:
-                own_idx = th.arange(n)
                 log_all_taken = log_pi.gather(-1, actions.expand(n, n, M).unsqueeze(-1)).squeeze(-1)  # [n, n, M]
                 log_own, dist_own = log_all_taken[own_idx, own_idx], probs[own_idx, own_idx]
                 log_sugg, dist_sugg = log_all_taken, probs
@@ -182,10 +186,12 @@ class SSLearner(ModelFiles):
                 msgs.behaviour = log_own.detach()
             terms = eq16(A_, m, actions, log_own, old_own, log_sugg, dist_own, dist_sugg, msgs, nbr_f,
                          args.eps_clip, args.ss_rho)
-            entropy = -(probs * log_pi.clamp(min=-1e4)).sum(-1)
-            entropy = entropy[th.arange(n), th.arange(n)] if suggest else entropy
-            loss = -(terms.objective.sum() + args.ss_entropy_coef * masked_mean(entropy, m).sum())
-            self.actor_optimiser.zero_grad()
+            loss = -terms.objective.sum()
+            if args.ss_entropy_coef > 0:  # not in the paper; off by default
+                entropy = -(dist_own * log_pi.clamp(min=-1e4)[own_idx, own_idx] if suggest else
+                            dist_own * log_pi.clamp(min=-1e4)).sum(-1)
+                loss = loss - args.ss_entropy_coef * masked_mean(entropy, m).sum()
+            self.actor_optimiser.zero_grad(set_to_none=False)
             loss.backward()
             self.actor_optimiser.step()
 
@@ -194,7 +200,7 @@ class SSLearner(ModelFiles):
             if args.ss_value_norm:
                 target = self.value_norm.normalise(target)
             critic_loss = (((v - target) ** 2).mean(-1) * m).sum() / m.sum().clamp(min=1) * self.value_groups
-            self.critic_optimiser.zero_grad()
+            self.critic_optimiser.zero_grad(set_to_none=False)
             critic_loss.backward()
             self.critic_optimiser.step()
 
