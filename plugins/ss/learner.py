@@ -1,10 +1,10 @@
 """The PPO core of paper 002: SS and its baselines (Section 5.2) as switches of one learner.
 
-Per update (Algorithm 1, with batch_size_run episodes instead of one):
-  1. advantages A_i by GAE(lambda) on agent i's individual reward with its own value V_i (Eq. 17);
-  2. K = ``epochs`` iterations, each: agents exchange action distributions (exchange.py), every
-     agent takes one Adam step on -J_i of Eq. 16 (objective.py) and one on its value loss, the
-     squared error to the Monte-Carlo return (Eq. 18).
+Per update (Algorithm 1, with batch_size_run episodes instead of one): K = ``epochs`` iterations,
+each: advantages A_i by GAE(lambda) on agent i's individual reward with its current value V_i
+(Eq. 17; ``ss_advantages=update`` computes them once per update instead), agents exchange action
+distributions (exchange.py), every agent takes one Adam step on -J_i of Eq. 16 (objective.py) and
+one on its value loss, the squared error to the Monte-Carlo return (Eq. 18).
 The agents are updated simultaneously in each iteration, all reading the distributions shared at
 its start (Algorithm 1 lets agent i see the already-updated distributions of agents < i; with one
 step per iteration this only changes who goes first). ``ss_old_policy`` picks pi_old: ``rollout``
@@ -142,18 +142,21 @@ class SSLearner(ModelFiles):
             rewards = central_reward(rewards)
 
         states = batch["state"]
-        with th.no_grad():
+
+        @th.no_grad()
+        def advantages():  # Eq. 17 with the current value networks
             values = self.values(states)
             critic_values = share_values(values, nbr_all) if args.ss_value_sharing == "outputs" else values
-            adv = gae(rewards, critic_values, terminated, mask, args.gamma, args.gae_lambda)
+            return gae(rewards, critic_values, terminated, mask, args.gamma, args.gae_lambda), critic_values
+
+        adv, critic_values = advantages()
+        with th.no_grad():
             if args.ss_value_target == "mc":  # Eq. 18
                 targets = mc_returns(rewards, terminated, mask, args.gamma)
             else:  # lambda-returns, consistent with bootstrapping through the time limit
                 targets = adv + critic_values[:, :T]
             if args.ss_value_norm:
                 self.value_norm.update(targets, mask)
-        adv = adv.expand(B, T, n)  # CL: the one central advantage for every agent
-
         flat = lambda x: x.reshape(M, *x.shape[2:])  # noqa: E731  [B, T, ...] -> [M, ...]
         s = flat(states[:, :T])
         m = flat(mask)
@@ -161,12 +164,14 @@ class SSLearner(ModelFiles):
         avail = flat(batch["avail_actions"][:, :T]).transpose(0, 1)  # [n, M, A]
         all_avail = bool((avail != 0).all())
         behaviour = flat(batch["logp"][:, :T, :, 0]).T             # [n, M] log pi^{jj}_old(a_j|s)
-        A_ = flat(adv).T                                           # [n, M]
         nbr_f = flat(nbr).permute(1, 2, 0)                         # [n, n, M]
         policies = self.mac.agent
         suggest = policies.suggest
 
-        for _ in range(args.epochs):
+        for k in range(args.epochs):
+            if k > 0 and args.ss_advantages == "iteration":  # Algorithm 1: Eq. 17 again after V_i's step
+                adv = advantages()[0]
+            A_ = flat(adv.expand(B, T, n)).T                       # [n, M]; CL: one advantage for all
             logits = policies.all_logits(s, nbr_f)                 # [n, n, M, A] or [n, M, A]
             if not all_avail:
                 logits = logits.masked_fill(avail == 0, NEG)       # avail of agent j broadcasts over i
