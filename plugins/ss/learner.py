@@ -168,11 +168,12 @@ class SSLearner(ModelFiles):
         policies = self.mac.agent
         suggest = policies.suggest
 
+        plan = policies.plan(s, nbr_f)                             # sparse suggestion heads (nets.py)
         for k in range(args.epochs):
             if k > 0 and args.ss_advantages == "iteration":  # Algorithm 1: Eq. 17 again after V_i's step
                 adv = advantages()[0]
             A_ = flat(adv.expand(B, T, n)).T                       # [n, M]; CL: one advantage for all
-            logits = policies.all_logits(s, nbr_f)                 # [n, n, M, A] or [n, M, A]
+            logits = policies.all_logits(s, plan=plan)             # [n, n, M, A] or [n, M, A]
             if not all_avail:
                 logits = logits.masked_fill(avail == 0, NEG)       # avail of agent j broadcasts over i
             log_pi = F.log_softmax(logits, -1)

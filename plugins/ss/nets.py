@@ -109,36 +109,53 @@ class SSPolicies(nn.Module):
         """Logits of pi^{ii}(. | s) for every agent: state [M, S] -> [N, M, A]."""
         return self.net(state, self.own_groups)
 
-    def all_logits(self, state, nbr=None):
-        """Logits of pi^{ij}(. | s): [N, N, M, A] with suggestions, else [N, M, A] (own only).
+    def plan(self, state, nbr):
+        """How ``all_logits`` evaluates the heads on a batch, fixed for all K iterations of an update.
 
-        With ``nbr`` [N, N, M] (1 where j is i's neighbour) a suggestion head pi^{ij} is evaluated
-        only on the samples where j is i's neighbour, the only ones where it enters Eq. 16; its
-        other entries are 0. Dense evaluation when most pairs are neighbours anyway.
+        A suggestion head pi^{ij} enters Eq. 16 only on the samples where j is i's neighbour
+        (``nbr`` [N, N, M] > 0), so it is evaluated only there: the active pairs, sorted by their
+        sample count, go in a few buckets, each padded to its largest count. Returns None (dense
+        evaluation) without suggestions, without ``nbr``, or when most pairs are neighbours anyway.
         """
-        if not self.suggest:
-            return self.net(state)
-        if nbr is None or nbr.mean() > 0.5:
-            out = self.net(state)
-            return out.reshape(self.n, self.n, *out.shape[1:])
+        if not self.suggest or nbr is None or nbr.mean() > 0.5:
+            return None
         n, M = self.n, state.shape[0]
         active = nbr > 0
         pairs = active.any(-1).nonzero()                                        # [P, 2] pairs (i, j)
-        counts = active[pairs[:, 0], pairs[:, 1]].sum(-1)
-        pairs = pairs[counts.argsort(descending=True)]
-        # pairs in a few buckets of similar sample counts, each padded to its own largest count;
-        # the own policies and every bucket's heads come from one gather of the stacked weights
+        pairs = pairs[active[pairs[:, 0], pairs[:, 1]].sum(-1).argsort(descending=True)]
         chunks = pairs.tensor_split(min(self.buckets, len(pairs))) if len(pairs) else ()
-        groups = th.cat([self.own_groups, pairs[:, 0] * n + pairs[:, 1]])
-        parts = self.net.select(groups, [n] + [len(c) for c in chunks])
-        own = GroupMLP.apply_layers(state, *parts[0])                           # [N, M, A]
-        A, idx = own.shape[-1], th.arange(n, device=state.device)
-        out = own.new_zeros(n, n, M, A).index_put((idx, idx), own)
-        rows = []
-        for chunk, part in zip(chunks, parts[1:]):
+        own_rows = self.own_groups.unsqueeze(1) * M + th.arange(M, device=state.device)  # [N, M] into [N*N*M]
+        inputs, keep, rows = [], [], [own_rows.reshape(-1)]
+        for chunk in chunks:
             act = active[chunk[:, 0], chunk[:, 1]]                              # [P, M]
             K = int(act.sum(-1).max())
             order = th.argsort((~act).to(th.int8), dim=-1, stable=True)[:, :K]  # their samples first
-            logits = GroupMLP.apply_layers(state[order], *part) * act.gather(1, order).unsqueeze(-1)
-            rows.append(own.new_zeros(len(chunk), M, A).scatter(1, order.unsqueeze(-1).expand(-1, -1, A), logits))
-        return out.index_put((pairs[:, 0], pairs[:, 1]), th.cat(rows)) if rows else out
+            inputs.append(state[order])                                         # [P, K, S]
+            keep.append(act.gather(1, order).unsqueeze(-1).to(state.dtype))     # 0 on padding
+            rows.append(((chunk[:, 0] * n + chunk[:, 1]).unsqueeze(1) * M + order).reshape(-1))
+        groups = th.cat([self.own_groups, pairs[:, 0] * n + pairs[:, 1]])
+        return {"groups": groups, "sizes": [n] + [len(c) for c in chunks], "inputs": inputs, "keep": keep,
+                "rows": th.cat(rows)}
+
+    def all_logits(self, state, nbr=None, plan=None):
+        """Logits of pi^{ij}(. | s): [N, N, M, A] with suggestions, else [N, M, A] (own only).
+
+        With ``nbr`` [N, N, M] (or its precomputed ``plan``) a suggestion head is evaluated only
+        where it enters Eq. 16 (see ``plan``); its other entries are 0.
+        """
+        if plan is None:
+            plan = self.plan(state, nbr)
+        if plan is None:
+            out = self.net(state)
+            return out.reshape(self.n, self.n, *out.shape[1:]) if self.suggest else out
+        n, M = self.n, state.shape[0]
+        # own policies and every bucket's heads from one gather of the stacked weights
+        parts = self.net.select(plan["groups"], plan["sizes"])
+        own = GroupMLP.apply_layers(state, *parts[0])                           # [N, M, A]
+        A = own.shape[-1]
+        values = [own.reshape(-1, A)]
+        for x, keep, part in zip(plan["inputs"], plan["keep"], parts[1:]):
+            values.append((GroupMLP.apply_layers(x, *part) * keep).reshape(-1, A))
+        # rows are distinct (each pair's samples are a permutation), so one scatter places them all
+        out = own.new_zeros(n * n * M, A).index_put((plan["rows"],), th.cat(values))
+        return out.reshape(n, n, M, A)
