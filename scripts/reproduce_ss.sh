@@ -27,17 +27,20 @@ diag() {  # diag NAME STEPS key=value...: one seed of SS-core runs on 2-agent pr
 for stage in $STAGES; do
   case $stage in
     diag)  # why SS stays below C-C ~ 1 (ss.md, "The C-C gap"): protocol, rho, time feature, learning rate
-      diag paper_ss 100000
-      diag paper_ss_all 100000 ss_protocol=all
-      diag paper_ippo 100000
-      diag time_ss_all 100000 ss_protocol=all env_args.time_in_state=True
-      diag rho1_env 200000 ss_rho=1.0
-      diag rho1_all 200000 ss_rho=1.0 ss_protocol=all
-      diag rho1_env_time 200000 ss_rho=1.0 env_args.time_in_state=True
-      diag b1_rho1_all 60000 ss_rho=1.0 ss_protocol=all batch_size_run=1 buffer_size=1 batch_size=1
-      diag lr3_all_rho1 150000 ss_protocol=all ss_rho=1.0 ss_actor_lr=0.001 ss_critic_lr=0.001
-      diag lr3_all_rho01 150000 ss_protocol=all ss_rho=0.1 ss_actor_lr=0.001 ss_critic_lr=0.001
-      diag lr3_env_rho1 150000 ss_rho=1.0 ss_actor_lr=0.001 ss_critic_lr=0.001 ;;
+           # (run before advantages were recomputed per iteration, hence ss_advantages=update)
+      diag paper_ss 100000 ss_advantages=update
+      diag paper_ss_all 100000 ss_advantages=update ss_protocol=all
+      diag paper_ippo 100000 ss_advantages=update
+      diag time_ss_all 100000 ss_advantages=update ss_protocol=all env_args.time_in_state=True
+      diag rho1_env 200000 ss_advantages=update ss_rho=1.0
+      diag rho1_all 200000 ss_advantages=update ss_rho=1.0 ss_protocol=all
+      diag rho1_env_time 200000 ss_advantages=update ss_rho=1.0 env_args.time_in_state=True
+      diag b1_rho1_all 60000 ss_advantages=update ss_rho=1.0 ss_protocol=all batch_size_run=1 buffer_size=1 batch_size=1
+      diag lr3_all_rho1 150000 ss_advantages=update ss_protocol=all ss_rho=1.0 ss_actor_lr=0.001 ss_critic_lr=0.001
+      diag lr3_all_rho01 150000 ss_advantages=update ss_protocol=all ss_rho=0.1 ss_actor_lr=0.001 ss_critic_lr=0.001
+      diag lr3_env_rho1 150000 ss_advantages=update ss_rho=1.0 ss_actor_lr=0.001 ss_critic_lr=0.001
+      LD="log_interval=9600 runner_log_interval=9600 learner_log_interval=9600 test_interval=100000000"
+      diag long_all_rho1 600000 ss_protocol=all ss_rho=1.0 ss_actor_lr=0.001 ss_critic_lr=0.001 ;;
     pred2)  # Figs. 1, 3, 4, 5 with two predators, every method at the presets (env graph, rho 0.1)
       sweep --name ss_pred2 --configs $ALL --env-configs coop_predation --n-seeds 3 with env_args.n_agents=2 \
         t_max=60000 $L2 local_results_path=results/repro/pred2 ;;
@@ -56,10 +59,16 @@ for stage in $STAGES; do
         $L8 local_results_path=results/repro/fig8b ;;
     ssd)  # Cleanup and Harvest at the paper's grid sizes, scaled: 3 agents, (128, 64) networks, lr 1e-3
       for env in cleanup harvest; do
-        sweep --name ss_$env --configs ss ss_ippo cl imr ps --env-configs $env --n-seeds 2 with env_args.n_agents=3 \
+        sweep --name ss_$env --configs ss ss_ippo cl imr --env-configs $env --n-seeds 2 with env_args.n_agents=3 \
           "ss_actor_hidden=[128,64]" "ss_critic_hidden=[128,64]" ss_actor_lr=0.001 ss_critic_lr=0.001 t_max=36000 \
           $L2 local_results_path=results/repro/ssd
       done ;;
+    nav)  # cooperative navigation, the previous session's settings (lr 1e-3, 4 episodes per update), not rerun
+      sweep --name ss_nav --configs ss ss_rho0 ss_ippo vs vps ps cl --env-configs coop_navigation --n-seeds 3 with \
+        t_max=12000 batch_size_run=4 buffer_size=4 batch_size=4 ss_actor_lr=0.001 ss_critic_lr=0.001 \
+        log_interval=4000 runner_log_interval=960 learner_log_interval=960 test_interval=1000000 local_results_path=results/repro/nav
+      $PY -m marlkit.analysis --smooth 3 --results results/repro/nav --env coop_navigation --metric collective_return_mean \
+        --out docs/reproduction/figures/ss_nav_collective_return_mean.png ;;
     figures)  # the figures and tables of ss.md (after the training stages)
       F=docs/reproduction/figures
       R=results/repro
@@ -78,10 +87,10 @@ for stage in $STAGES; do
       $A --results $R/fig8a --env coop_predation --algs ss --metric collective_return_mean --label-by ss_protocol --out $F/ss_pred8_fig8a_random2.png
       $A --results $R/fig8b --env coop_predation --algs ss --metric collective_return_mean --label-by ss_share_every --out $F/ss_pred8_fig8b_every2.png
       for env in cleanup harvest; do
-        $A --results $R/ssd --env $env --algs ss ss_ippo cl imr ps --metric collective_return_mean --out $F/ss_${env}_collective_return_mean.png
+        $A --results $R/ssd --env $env --algs ss ss_ippo cl imr --metric collective_return_mean --out $F/ss_${env}_collective_return_mean.png
       done
       $PY scripts/ss_summary.py --results $R/pred2 $R/pred2_all $R/pred8 $R/fig8a $R/fig8b $R/ssd --out $F/ss_final_collective_return.md
       $PY scripts/ss_summary.py --results $R/pred2 $R/pred2_all --metric cc_rate_mean --out $F/ss_final_cc_rate.md ;;
-    *) echo "unknown stage '$stage' (diag pred2 pred2all pred8 protocols ssd figures)" >&2; exit 2 ;;
+    *) echo "unknown stage '$stage' (diag pred2 pred2all pred8 protocols ssd nav figures)" >&2; exit 2 ;;
   esac
 done
