@@ -89,6 +89,18 @@ for stage in $STAGES; do
       for env in cleanup harvest; do
         $A --results $R/ssd --env $env --algs ss ss_ippo cl imr --metric collective_return_mean --out $F/ss_${env}_collective_return_mean.png
       done
+      # the diagnostic runs (one seed each): rho and protocol at lr 1e-3, and the long everyone/rho 1 run
+      D=results/diag_figures
+      rm -rf $D && mkdir -p $D/rho/sacred/ss/coop_predation $D/protocol/sacred/ss/coop_predation
+      cp -r results/diag/lr3_all_rho1/sacred/ss/coop_predation/1 $D/rho/sacred/ss/coop_predation/1
+      cp -r results/diag/lr3_all_rho01/sacred/ss/coop_predation/1 $D/rho/sacred/ss/coop_predation/2
+      cp -r results/diag/lr3_all_rho1/sacred/ss/coop_predation/1 $D/protocol/sacred/ss/coop_predation/1
+      cp -r results/diag/lr3_env_rho1/sacred/ss/coop_predation/1 $D/protocol/sacred/ss/coop_predation/2
+      for m in cc_rate_mean suggest_mse; do
+        $A --results $D/rho --env coop_predation --algs ss --metric $m --label-by ss_rho --out $F/ss_diag_rho_$m.png
+        $A --results $D/protocol --env coop_predation --algs ss --metric $m --label-by ss_protocol --out $F/ss_diag_protocol_$m.png
+      done
+      $A --results results/diag/long_all_rho1 --env coop_predation --algs ss --metric cc_rate_mean --out $F/ss_diag_long_cc_rate_mean.png
       $PY scripts/ss_summary.py --results $R/pred2 $R/pred2_all $R/pred8 $R/fig8a $R/fig8b $R/ssd --out $F/ss_final_collective_return.md
       $PY scripts/ss_summary.py --results $R/pred2 $R/pred2_all --metric cc_rate_mean --out $F/ss_final_cc_rate.md ;;
     *) echo "unknown stage '$stage' (diag pred2 pred2all pred8 protocols ssd nav figures)" >&2; exit 2 ;;

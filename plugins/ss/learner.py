@@ -194,8 +194,8 @@ class SSLearner(ModelFiles):
                          args.eps_clip, args.ss_rho)
             loss = -terms.objective.sum()
             if args.ss_entropy_coef > 0:  # not in the paper; off by default
-                entropy = -(dist_own * log_pi.clamp(min=-1e4)[own_idx, own_idx] if suggest else
-                            dist_own * log_pi.clamp(min=-1e4)).sum(-1)
+                own_log_pi = log_pi[own_idx, own_idx] if suggest else log_pi
+                entropy = -(dist_own * own_log_pi.clamp(min=-1e4)).sum(-1)
                 loss = loss - args.ss_entropy_coef * masked_mean(entropy, m).sum()
             self.actor_optimiser.zero_grad(set_to_none=False)
             loss.backward()
