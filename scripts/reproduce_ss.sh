@@ -13,6 +13,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 W=${WORKERS:-2}
 STAGES=${STAGES:-"diag pred2 pred2all pred8 protocols ssd figures"}
+SEEDS=${SEEDS:-4}   # the session ran 4 seeds of predation (3 first, then a 4th), 2 of Cleanup/Harvest
 ALL="ss ss_rho0 ss_ippo vs vps ps cl imr"
 L2="log_interval=2400 runner_log_interval=2400 learner_log_interval=2400 test_interval=100000000"
 L8="log_interval=1920 runner_log_interval=1920 learner_log_interval=1920 test_interval=100000000"
@@ -42,20 +43,20 @@ for stage in $STAGES; do
       LD="log_interval=9600 runner_log_interval=9600 learner_log_interval=9600 test_interval=100000000"
       diag long_all_rho1 600000 ss_protocol=all ss_rho=1.0 ss_actor_lr=0.001 ss_critic_lr=0.001 ;;
     pred2)  # Figs. 1, 3, 4, 5 with two predators, every method at the presets (env graph, rho 0.1)
-      sweep --name ss_pred2 --configs $ALL --env-configs coop_predation --n-seeds 3 with env_args.n_agents=2 \
+      sweep --name ss_pred2 --configs $ALL --env-configs coop_predation --n-seeds $SEEDS with env_args.n_agents=2 \
         t_max=60000 $L2 local_results_path=results/repro/pred2 ;;
     pred2all)  # SS with every agent a neighbour and rho = 1, and its rho = 0 ablation
-      sweep --name ss_pred2_all --configs ss --env-configs coop_predation --n-seeds 3 with env_args.n_agents=2 \
+      sweep --name ss_pred2_all --configs ss --env-configs coop_predation --n-seeds $SEEDS with env_args.n_agents=2 \
         t_max=60000 ss_protocol=all ss_rho=1.0 $L2 local_results_path=results/repro/pred2_all
-      sweep --name ss_pred2_all0 --configs ss_rho0 --env-configs coop_predation --n-seeds 3 with env_args.n_agents=2 \
+      sweep --name ss_pred2_all0 --configs ss_rho0 --env-configs coop_predation --n-seeds $SEEDS with env_args.n_agents=2 \
         t_max=60000 ss_protocol=all $L2 local_results_path=results/repro/pred2_all ;;
     pred8)  # Figs. 1, 2, 4 with eight predators
-      sweep --name ss_pred8 --configs $ALL --env-configs coop_predation --n-seeds 3 with t_max=38400 $L8 \
+      sweep --name ss_pred8 --configs $ALL --env-configs coop_predation --n-seeds $SEEDS with t_max=38400 $L8 \
         local_results_path=results/repro/pred8 ;;
     protocols)  # Appendix A.4 / Fig. 8 on 8-agent predation: 2 random neighbours; sharing every 2nd update
-      sweep --name ss_fig8a --configs ss --env-configs coop_predation --n-seeds 3 with t_max=38400 ss_protocol=random \
+      sweep --name ss_fig8a --configs ss --env-configs coop_predation --n-seeds $SEEDS with t_max=38400 ss_protocol=random \
         ss_random_m=2 $L8 local_results_path=results/repro/fig8a
-      sweep --name ss_fig8b --configs ss --env-configs coop_predation --n-seeds 3 with t_max=38400 ss_share_every=2 \
+      sweep --name ss_fig8b --configs ss --env-configs coop_predation --n-seeds $SEEDS with t_max=38400 ss_share_every=2 \
         $L8 local_results_path=results/repro/fig8b ;;
     ssd)  # Cleanup and Harvest at the paper's grid sizes, scaled: 3 agents, (128, 64) networks, lr 1e-3
       for env in cleanup harvest; do
@@ -89,6 +90,7 @@ for stage in $STAGES; do
       for env in cleanup harvest; do
         $A --results $R/ssd --env $env --algs ss ss_ippo cl imr --metric collective_return_mean --out $F/ss_${env}_collective_return_mean.png
       done
+      $A --results $R/ssd --env cleanup --algs ss ss_ippo cl imr --metric waste_density_mean --out $F/ss_cleanup_waste_density_mean.png
       # the diagnostic runs (one seed each): rho and protocol at lr 1e-3, and the long everyone/rho 1 run
       D=results/diag_figures
       rm -rf $D && mkdir -p $D/rho/sacred/ss/coop_predation $D/protocol/sacred/ss/coop_predation
