@@ -6,7 +6,9 @@ Both learners are built by ``offline`` from their own configs on cooperative pre
 iterations of the policy objective (Eq. 16 for SS: N^2 = 64 policy heads, suggestions, messages,
 penalties; the clipped PPO objective on N = 8 own policies for IPPO) and the value step. Calls
 are timed in interleaved rounds in one process, so load changes on a shared machine hit both
-alike; the median seconds per call and their ratio are reported (goal: SS <= 2x IPPO).
+alike; the median seconds per call and their ratio are reported (goal: SS <= 2x IPPO), in wall time
+and in this process's CPU time (torch runs one thread, so CPU time is the work done; on a shared
+machine it moves less with the other jobs than wall time does).
 
     python bench/ss_update.py [--agents 8] [--episodes 8] [--protocol env] [--calls 5] [--rounds 7]
                               [--out docs/bench/ss_update.json]
@@ -58,17 +60,20 @@ def main(argv=None):
         learners[alg] = learner
         learner.train(batch, t_env, 0)  # warm-up (allocations, first-use costs)
 
-    per_call = {alg: [] for alg in ALGS}
+    per_call = {alg: [] for alg in ALGS}  # wall seconds per call, one entry per round
+    cpu_call = {alg: [] for alg in ALGS}  # this process's CPU seconds per call (less sensitive to load)
     for r in range(opts.rounds):
         for alg, learner in learners.items():
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             for _ in range(opts.calls):
                 learner.train(batch, t_env, 0)
             per_call[alg].append((time.perf_counter() - start) / opts.calls)
-        print(f"round {r + 1}/{opts.rounds}: " + ", ".join(f"{a} {per_call[a][-1] * 1000:.1f} ms" for a in ALGS),
-              flush=True)
+            cpu_call[alg].append((time.process_time() - cpu) / opts.calls)
+        print(f"round {r + 1}/{opts.rounds}: " + ", ".join(
+            f"{a} {per_call[a][-1] * 1000:.1f} ms wall, {cpu_call[a][-1] * 1000:.1f} ms cpu" for a in ALGS), flush=True)
 
     median = {alg: statistics.median(v) for alg, v in per_call.items()}
+    cpu_median = {alg: statistics.median(v) for alg, v in cpu_call.items()}
     result = {
         "what": "seconds per learner.train call on the same batch (median over interleaved rounds)",
         "env": "coop_predation", "n_agents": opts.agents, "batch_episodes": opts.episodes,
@@ -77,13 +82,17 @@ def main(argv=None):
         "seconds_per_call": {k: round(v, 5) for k, v in median.items()},
         "seconds_per_call_rounds": {k: [round(x, 5) for x in v] for k, v in per_call.items()},
         "ratio_ss_over_ippo": round(median["ss"] / median["ss_ippo"], 3), "goal_ratio": 2.0,
+        "cpu_seconds_per_call": {k: round(v, 5) for k, v in cpu_median.items()},
+        "cpu_seconds_per_call_rounds": {k: [round(x, 5) for x in v] for k, v in cpu_call.items()},
+        "cpu_ratio_ss_over_ippo": round(cpu_median["ss"] / cpu_median["ss_ippo"], 3),
         "machine": {"python": platform.python_version(), "torch": th.__version__, "cpus": os.cpu_count(),
                     "note": "shared CPU: other jobs ran alongside; the ratio is the result, not absolute times"},
     }
     os.makedirs(os.path.dirname(opts.out), exist_ok=True)
     with open(opts.out, "w") as f:
         json.dump(result, f, indent=2)
-    print(json.dumps(result["seconds_per_call"]), "ratio", result["ratio_ss_over_ippo"])
+    print(json.dumps(result["seconds_per_call"]), "ratio", result["ratio_ss_over_ippo"],
+          "| cpu", json.dumps(result["cpu_seconds_per_call"]), "ratio", result["cpu_ratio_ss_over_ippo"])
     print(f"wrote {opts.out}")
 
 

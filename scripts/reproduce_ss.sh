@@ -1,72 +1,110 @@
 #!/usr/bin/env bash
 # The scaled Suggestion Sharing reproduction behind docs/reproduction/ss.md (paper 002): SS against
-# its baselines on one PPO core, 3 seeds.
-#   scripts/reproduce_ss.sh                    # every stage, in this order
+# its baselines on one PPO core, at Table 2's settings where the budget allows.
+#   scripts/reproduce_ss.sh                         # every stage, in this order
 #   STAGES="pred2 pred8" WORKERS=2 scripts/reproduce_ss.sh
-# The session ran every stage but ssd (time).
-# Scaling for 2 shared CPU cores (see ss.md): very short runs (8k-12k env steps), learning rates raised to 1e-3
-# for every method (Table 2: 1e-5..1e-4 actor, Table 1: 1e-4 critic), 8 episodes per update, and the
-# episode time appended to the predation state (every method alike).
+# Settings (see ss.md): Table 1-2 learning rates, networks and rho from config/envs/*.yaml, the
+# paper's predation state (no time feature), K = 3, 8 episodes per update (Algorithm 1: one);
+# budgets: 60k steps (2-agent predation), 38.4k (8-agent), 36k (Cleanup/Harvest, scaled: 3 agents,
+# (128, 64) networks, learning rates 1e-3). Stage `diag` holds the single-seed diagnostic runs of the
+# C-C analysis. Results go to results/repro/<stage>/ and results/diag/<run>/.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
-W=${WORKERS:-3}
-STAGES=${STAGES:-"pred2 pred2rho pred8 nav protocols pred8b navb figures"}
+W=${WORKERS:-2}
+STAGES=${STAGES:-"diag pred2 pred2all pred8 protocols ssd figures"}
+SEEDS=${SEEDS:-4}   # the session ran 4 seeds of predation (3 first, then a 4th), 2 of Cleanup/Harvest
 ALL="ss ss_rho0 ss_ippo vs vps ps cl imr"
-LOG="log_interval=4000 runner_log_interval=960 learner_log_interval=960 test_interval=1000000"
-SCALED="ss_actor_lr=0.001 ss_critic_lr=0.001 $LOG"
-PRED="env_args.time_in_state=True $SCALED"
+L2="log_interval=2400 runner_log_interval=2400 learner_log_interval=2400 test_interval=100000000"
+L8="log_interval=1920 runner_log_interval=1920 learner_log_interval=1920 test_interval=100000000"
+LD="log_interval=4800 runner_log_interval=4800 learner_log_interval=4800 test_interval=100000000"
 sweep() { $PY -m marlkit.sweep --workers "$W" "$@"; }
+diag() {  # diag NAME STEPS key=value...: one seed of SS-core runs on 2-agent predation
+  local name=$1 steps=$2; shift 2
+  local alg=ss; [[ $name == *ippo* ]] && alg=ss_ippo
+  $PY run.py --config=$alg --env-config=coop_predation with seed=1 env_args.n_agents=2 t_max=$steps $LD \
+    local_results_path=results/diag/$name "$@"
+}
 for stage in $STAGES; do
   case $stage in
-    pred2) sweep --name ss_pred2 --configs $ALL --env-configs coop_predation --n-seeds 3 with env_args.n_agents=2 t_max=12000 $PRED ;;
-    # Variants of SS go to their own results folders (results/ss_*), so curves can be labelled by
-    # the varied key next to copies of the default runs (see ss.md for the figure commands).
-    pred2rho)  # SS with a larger rho than Table 2's 0.1
-           sweep --name ss_pred2_rho3 --configs ss --env-configs coop_predation --n-seeds 3 with env_args.n_agents=2 t_max=12000 ss_rho=3.0 local_results_path=results/ss_rho $PRED ;;
-    pred8) sweep --name ss_pred8 --configs ss ss_rho0 ss_ippo ps cl --env-configs coop_predation --n-seeds 3 with t_max=8000 $PRED ;;
-    # the other baselines on 8-agent predation and navigation (run last for time)
-    pred8b) sweep --name ss_pred8b --configs vs vps imr --env-configs coop_predation --n-seeds 3 with t_max=8000 $PRED ;;
-    navb) sweep --name ss_navb --configs ss_rho0 vs vps --env-configs coop_navigation --n-seeds 3 with t_max=12000 batch_size_run=4 buffer_size=4 batch_size=4 $SCALED ;;
-    # no IMR on navigation (Section 5.2: no cooperative act to reward)
-    nav) sweep --name ss_nav --configs ss ss_ippo ps cl --env-configs coop_navigation --n-seeds 3 with t_max=12000 batch_size_run=4 buffer_size=4 batch_size=4 $SCALED ;;
-    # Appendix A.4 / Fig. 8 on 8-agent predation: 2 random neighbours; sharing every 2nd update
-    protocols) sweep --name ss_pred8_random2 --configs ss --env-configs coop_predation --n-seeds 3 with t_max=8000 ss_protocol=random ss_random_m=2 local_results_path=results/ss_fig8a $PRED
-               sweep --name ss_pred8_every2 --configs ss --env-configs coop_predation --n-seeds 3 with t_max=8000 ss_share_every=2 local_results_path=results/ss_fig8b $PRED ;;
-    # Cleanup / Harvest at the paper's sizes with 3 agents and C. Predation's network sizes
-    ssd) for env in cleanup harvest; do
-           sweep --name ss_$env --configs ss ss_ippo imr --env-configs $env --n-seeds 2 with env_args.n_agents=3 t_max=20000 \
-             "ss_actor_hidden=[128,64]" "ss_critic_hidden=[128,64]" $SCALED
-         done ;;
-    # the figures and tables of ss.md (run after the training stages)
-    figures)
+    diag)  # why SS stays below C-C ~ 1 (ss.md, "The C-C gap"): protocol, rho, time feature, learning rate
+           # (run before advantages were recomputed per iteration, hence ss_advantages=update)
+      diag paper_ss 100000 ss_advantages=update
+      diag paper_ss_all 100000 ss_advantages=update ss_protocol=all
+      diag paper_ippo 100000 ss_advantages=update
+      diag time_ss_all 100000 ss_advantages=update ss_protocol=all env_args.time_in_state=True
+      diag rho1_env 200000 ss_advantages=update ss_rho=1.0
+      diag rho1_all 200000 ss_advantages=update ss_rho=1.0 ss_protocol=all
+      diag rho1_env_time 200000 ss_advantages=update ss_rho=1.0 env_args.time_in_state=True
+      diag b1_rho1_all 60000 ss_advantages=update ss_rho=1.0 ss_protocol=all batch_size_run=1 buffer_size=1 batch_size=1
+      diag lr3_all_rho1 150000 ss_advantages=update ss_protocol=all ss_rho=1.0 ss_actor_lr=0.001 ss_critic_lr=0.001
+      diag lr3_all_rho01 150000 ss_advantages=update ss_protocol=all ss_rho=0.1 ss_actor_lr=0.001 ss_critic_lr=0.001
+      diag lr3_env_rho1 150000 ss_advantages=update ss_rho=1.0 ss_actor_lr=0.001 ss_critic_lr=0.001
+      LD="log_interval=9600 runner_log_interval=9600 learner_log_interval=9600 test_interval=100000000"
+      diag long_all_rho1 600000 ss_protocol=all ss_rho=1.0 ss_actor_lr=0.001 ss_critic_lr=0.001 ;;
+    pred2)  # Figs. 1, 3, 4, 5 with two predators, every method at the presets (env graph, rho 0.1)
+      sweep --name ss_pred2 --configs $ALL --env-configs coop_predation --n-seeds $SEEDS with env_args.n_agents=2 \
+        t_max=60000 $L2 local_results_path=results/repro/pred2 ;;
+    pred2all)  # SS with every agent a neighbour and rho = 1, and its rho = 0 ablation
+      sweep --name ss_pred2_all --configs ss --env-configs coop_predation --n-seeds $SEEDS with env_args.n_agents=2 \
+        t_max=60000 ss_protocol=all ss_rho=1.0 $L2 local_results_path=results/repro/pred2_all
+      sweep --name ss_pred2_all0 --configs ss_rho0 --env-configs coop_predation --n-seeds $SEEDS with env_args.n_agents=2 \
+        t_max=60000 ss_protocol=all $L2 local_results_path=results/repro/pred2_all ;;
+    pred8)  # Figs. 1, 2, 4 with eight predators
+      sweep --name ss_pred8 --configs $ALL --env-configs coop_predation --n-seeds $SEEDS with t_max=38400 $L8 \
+        local_results_path=results/repro/pred8 ;;
+    protocols)  # Appendix A.4 / Fig. 8 on 8-agent predation: 2 random neighbours; sharing every 2nd update
+      sweep --name ss_fig8a --configs ss --env-configs coop_predation --n-seeds $SEEDS with t_max=38400 ss_protocol=random \
+        ss_random_m=2 $L8 local_results_path=results/repro/fig8a
+      sweep --name ss_fig8b --configs ss --env-configs coop_predation --n-seeds $SEEDS with t_max=38400 ss_share_every=2 \
+        $L8 local_results_path=results/repro/fig8b ;;
+    ssd)  # Cleanup and Harvest at the paper's grid sizes, scaled: 3 agents, (128, 64) networks, lr 1e-3
+      for env in cleanup harvest; do
+        sweep --name ss_$env --configs ss ss_ippo cl imr --env-configs $env --n-seeds 2 with env_args.n_agents=3 \
+          "ss_actor_hidden=[128,64]" "ss_critic_hidden=[128,64]" ss_actor_lr=0.001 ss_critic_lr=0.001 t_max=36000 \
+          $L2 local_results_path=results/repro/ssd
+      done ;;
+    nav)  # cooperative navigation, the previous session's settings (lr 1e-3, 4 episodes per update), not rerun
+      sweep --name ss_nav --configs ss ss_rho0 ss_ippo vs vps ps cl --env-configs coop_navigation --n-seeds 3 with \
+        t_max=12000 batch_size_run=4 buffer_size=4 batch_size=4 ss_actor_lr=0.001 ss_critic_lr=0.001 \
+        log_interval=4000 runner_log_interval=960 learner_log_interval=960 test_interval=1000000 local_results_path=results/repro/nav
+      $PY -m marlkit.analysis --smooth 3 --results results/repro/nav --env coop_navigation --metric collective_return_mean \
+        --out docs/reproduction/figures/ss_nav_collective_return_mean.png ;;
+    figures)  # the figures and tables of ss.md (after the training stages)
       F=docs/reproduction/figures
-      # copies of the default runs next to each variant, so one figure can label curves by the varied key
-      copy() {  # copy ALG N DEST: the completed default runs of ALG with N agents, as ids 10<id>
-        for d in results/sacred/$1/coop_predation/[0-9]*; do
-          if $PY -c "import json,sys; c=json.load(open('$d/config.json')); r=json.load(open('$d/run.json')); sys.exit(0 if c['env_args']['n_agents']==$2 and r['status']=='COMPLETED' else 1)"; then
-            mkdir -p $3/sacred/$1/coop_predation && cp -r "$d" $3/sacred/$1/coop_predation/10$(basename $d)
-          fi
-        done
-      }
-      rm -rf results/ss_rho/sacred/ss/coop_predation/10* results/ss_rho/sacred/ss_rho0 results/ss_fig8[ab]/sacred/ss/coop_predation/10*
-      copy ss 2 results/ss_rho; copy ss_rho0 2 results/ss_rho; copy ss 8 results/ss_fig8a; copy ss 8 results/ss_fig8b
+      R=results/repro
       A="$PY -m marlkit.analysis --smooth 3"
-      for m in collective_return_mean cc_rate_mean; do
-        $A --env coop_predation --algs $ALL --metric $m --filter env_args.n_agents=2 --out $F/ss_pred2_$m.png
-      done
-      for m in collective_return_mean coop_rate_mean; do
-        $A --env coop_predation --algs $ALL --metric $m --filter env_args.n_agents=8 --out $F/ss_pred8_$m.png
-      done
-      NAV=$(ls results/sacred | grep -E '^(ss|ss_rho0|ss_ippo|vs|vps|ps|cl)$' | while read a; do [ -d results/sacred/$a/coop_navigation ] && echo $a; done | tr '\n' ' ')
-      $A --env coop_navigation --algs $NAV --metric collective_return_mean --out $F/ss_nav_collective_return_mean.png
       for m in collective_return_mean cc_rate_mean suggest_coop_share suggest_mse; do
-        $A --results results/ss_rho --env coop_predation --algs ss ss_rho0 --metric $m --label-by ss_rho --out $F/ss_pred2_rho_$m.png
+        $A --results $R/pred2 --env coop_predation --algs $ALL --metric $m --out $F/ss_pred2_$m.png
+        $A --results $R/pred2_all --env coop_predation --algs ss ss_rho0 --metric $m --out $F/ss_pred2all_$m.png
       done
-      $A --results results/ss_fig8a --env coop_predation --algs ss --metric collective_return_mean --label-by ss_protocol --out $F/ss_pred8_fig8a_random2.png
-      $A --results results/ss_fig8b --env coop_predation --algs ss --metric collective_return_mean --label-by ss_share_every --out $F/ss_pred8_fig8b_every2.png
-      $PY scripts/ss_summary.py --results results results/ss_rho results/ss_fig8a results/ss_fig8b --out $F/ss_final_collective_return.md
-      $PY scripts/ss_summary.py --results results results/ss_rho --metric cc_rate_mean --out $F/ss_final_cc_rate.md ;;
-    *) echo "unknown stage '$stage' (pred2 pred2rho pred8 nav protocols pred8b navb ssd figures)" >&2; exit 2 ;;
+      $A --results $R/pred8 --env coop_predation --algs $ALL --metric collective_return_mean --out $F/ss_pred8_collective_return_mean.png
+      $A --results $R/pred8 --env coop_predation --algs $ALL --metric coop_rate_mean --out $F/ss_pred8_coop_rate_mean.png
+      # Fig. 8: each protocol next to copies of the default SS runs, labelled by the varied key
+      for v in fig8a fig8b; do
+        rm -rf $R/$v/sacred/ss/coop_predation/10*
+        for d in $R/pred8/sacred/ss/coop_predation/[0-9]*; do cp -r "$d" $R/$v/sacred/ss/coop_predation/10$(basename "$d"); done
+      done
+      $A --results $R/fig8a --env coop_predation --algs ss --metric collective_return_mean --label-by ss_protocol --out $F/ss_pred8_fig8a_random2.png
+      $A --results $R/fig8b --env coop_predation --algs ss --metric collective_return_mean --label-by ss_share_every --out $F/ss_pred8_fig8b_every2.png
+      for env in cleanup harvest; do
+        $A --results $R/ssd --env $env --algs ss ss_ippo cl imr --metric collective_return_mean --out $F/ss_${env}_collective_return_mean.png
+      done
+      $A --results $R/ssd --env cleanup --algs ss ss_ippo cl imr --metric waste_density_mean --out $F/ss_cleanup_waste_density_mean.png
+      # the diagnostic runs (one seed each): rho and protocol at lr 1e-3, and the long everyone/rho 1 run
+      D=results/diag_figures
+      rm -rf $D && mkdir -p $D/rho/sacred/ss/coop_predation $D/protocol/sacred/ss/coop_predation
+      cp -r results/diag/lr3_all_rho1/sacred/ss/coop_predation/1 $D/rho/sacred/ss/coop_predation/1
+      cp -r results/diag/lr3_all_rho01/sacred/ss/coop_predation/1 $D/rho/sacred/ss/coop_predation/2
+      cp -r results/diag/lr3_all_rho1/sacred/ss/coop_predation/1 $D/protocol/sacred/ss/coop_predation/1
+      cp -r results/diag/lr3_env_rho1/sacred/ss/coop_predation/1 $D/protocol/sacred/ss/coop_predation/2
+      for m in cc_rate_mean suggest_mse; do
+        $A --results $D/rho --env coop_predation --algs ss --metric $m --label-by ss_rho --out $F/ss_diag_rho_$m.png
+        $A --results $D/protocol --env coop_predation --algs ss --metric $m --label-by ss_protocol --out $F/ss_diag_protocol_$m.png
+      done
+      $A --results results/diag/long_all_rho1 --env coop_predation --algs ss --metric cc_rate_mean --out $F/ss_diag_long_cc_rate_mean.png
+      $PY scripts/ss_summary.py --results $R/pred2 $R/pred2_all $R/pred8 $R/fig8a $R/fig8b $R/ssd --out $F/ss_final_collective_return.md
+      $PY scripts/ss_summary.py --results $R/pred2 $R/pred2_all --metric cc_rate_mean --out $F/ss_final_cc_rate.md ;;
+    *) echo "unknown stage '$stage' (diag pred2 pred2all pred8 protocols ssd nav figures)" >&2; exit 2 ;;
   esac
 done

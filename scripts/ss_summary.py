@@ -21,16 +21,20 @@ import numpy as np
 
 ALGS = ("ss", "ss_rho0", "ss_ippo", "vs", "vps", "ps", "cl", "imr")
 ENVS = ("coop_predation", "coop_navigation", "cleanup", "harvest")
-DEFAULTS = {"ss_protocol": "env", "ss_random_m": 1, "ss_share_every": 1}
+# the env presets' rho and protocol (config/envs/<env>.yaml); runs that differ get a label
+PRESETS = {"coop_predation": (0.1, "env"), "coop_navigation": (1.0, "env"), "cleanup": (1000.0, "all"),
+           "harvest": (0.1, "all")}
 
 
 def variant(alg, config):
-    """A label for runs whose sharing settings differ from the alg's YAML defaults."""
+    """A label for runs whose sharing settings differ from the alg's and env's presets."""
+    rho, protocol = PRESETS.get(config["env"], (None, None))
     parts = []
-    if alg == "ss" and config.get("ss_rho") not in (0.1, 1.0, 1000.0) and config["env"] == "coop_predation":
+    if config.get("ss_protocol") not in (protocol, "none") and alg in ("ss", "ss_rho0", "ps"):
+        parts.append(f"protocol {config['ss_protocol']}" + (f" m={config['ss_random_m']}"
+                                                           if config["ss_protocol"] == "random" else ""))
+    if alg == "ss" and rho is not None and config.get("ss_rho") != rho:
         parts.append(f"rho={config['ss_rho']:g}")
-    if alg == "ss" and config.get("ss_protocol") == "random":
-        parts.append(f"random m={config['ss_random_m']}")
     if config.get("ss_share_every", 1) != 1:
         parts.append(f"every {config['ss_share_every']}")
     return alg + (f" ({', '.join(parts)})" if parts else "")

@@ -27,7 +27,7 @@ def test_vs_advantages_use_neighbour_averaged_values(monkeypatch):
     real = ss_learner.gae
 
     def spy(rewards, values, *rest):
-        seen["values"] = values
+        seen.setdefault("values", values)  # the first call: before any step of this update
         return real(rewards, values, *rest)
 
     monkeypatch.setattr(ss_learner, "gae", spy)
@@ -35,6 +35,23 @@ def test_vs_advantages_use_neighbour_averaged_values(monkeypatch):
     assert th.allclose(seen["values"], expected, atol=1e-6)
     own = learner.values(batch["state"])
     assert not th.allclose(seen["values"], own)  # really averaged, not the agent's own
+
+
+@pytest.mark.parametrize("when,calls", [("iteration", 3), ("update", 1)])
+def test_advantages_are_recomputed_every_iteration(monkeypatch, when, calls):
+    """Algorithm 1 computes A_i (Eq. 17) inside the K-iteration loop, after V_i's last step."""
+    _, _, _, learner, batch = _built("ss", ss_advantages=when)
+    values = []
+    real = ss_learner.gae
+
+    def spy(rewards, v, *rest):
+        values.append(v.clone())
+        return real(rewards, v, *rest)
+
+    monkeypatch.setattr(ss_learner, "gae", spy)
+    learner.train(batch, 0, 0)
+    assert len(values) == calls == learner.args.epochs ** (when == "iteration")
+    assert all(not th.equal(a, b) for a, b in zip(values, values[1:]))  # each after a value step
 
 
 def test_env_protocol_equals_distance_protocol_on_predation():

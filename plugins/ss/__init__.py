@@ -25,6 +25,8 @@ PARAMS = {
     "ss_share_every": Param(int, 1, low=1, doc="share only every k-th update (Appendix A.4; 2 = half frequency)"),
     "ss_old_policy": Param(str, "rollout", choices=("rollout", "iteration"),
                            doc="pi_old of the ratios: the acting policy, or Algorithm 1's pi_old <- pi per iteration"),
+    "ss_advantages": Param(str, "iteration", choices=("iteration", "update"),
+                           doc="recompute A_i (Eq. 17) at every one of the K iterations (Algorithm 1) or once per update"),
     "ss_value_sharing": Param(str, "none", choices=("none", "outputs", "params"),
                               doc="VS: GAE on neighbour-averaged values; VPS: consensus on value parameters"),
     "ss_policy_consensus": Param(bool, False, doc="PS: consensus on the agents' copies of the joint policy"),

@@ -1,10 +1,10 @@
 """The PPO core of paper 002: SS and its baselines (Section 5.2) as switches of one learner.
 
-Per update (Algorithm 1, with batch_size_run episodes instead of one):
-  1. advantages A_i by GAE(lambda) on agent i's individual reward with its own value V_i (Eq. 17);
-  2. K = ``epochs`` iterations, each: agents exchange action distributions (exchange.py), every
-     agent takes one Adam step on -J_i of Eq. 16 (objective.py) and one on its value loss, the
-     squared error to the Monte-Carlo return (Eq. 18).
+Per update (Algorithm 1, with batch_size_run episodes instead of one): K = ``epochs`` iterations,
+each: advantages A_i by GAE(lambda) on agent i's individual reward with its current value V_i
+(Eq. 17; ``ss_advantages=update`` computes them once per update instead), agents exchange action
+distributions (exchange.py), every agent takes one Adam step on -J_i of Eq. 16 (objective.py) and
+one on its value loss, the squared error to the Monte-Carlo return (Eq. 18).
 The agents are updated simultaneously in each iteration, all reading the distributions shared at
 its start (Algorithm 1 lets agent i see the already-updated distributions of agents < i; with one
 step per iteration this only changes who goes first). ``ss_old_policy`` picks pi_old: ``rollout``
@@ -107,8 +107,10 @@ class SSLearner(ModelFiles):
         self.value_groups = 1 if args.ss_critic == "central" else self.n
         self.critic = GroupMLP(self.value_groups, scheme["state"]["vshape"], list(args.ss_critic_hidden), 1)
         self.value_norm = ValueNorm(self.value_groups)
-        self.actor_optimiser = th.optim.Adam(mac.parameters(), lr=args.ss_actor_lr, foreach=True)
-        self.critic_optimiser = th.optim.Adam(self.critic.parameters(), lr=args.ss_critic_lr, foreach=True)
+        self.actor_optimiser = th.optim.Adam(mac.parameters(), lr=args.ss_actor_lr, fused=True)
+        self.critic_optimiser = th.optim.Adam(self.critic.parameters(), lr=args.ss_critic_lr, fused=True)
+        for p in [*mac.parameters(), *self.critic.parameters()]:  # gradients accumulate in place (no
+            p.grad = th.zeros_like(p)                             # reallocation per step; see zero_grad)
         self.generator = th.Generator().manual_seed(int(args.seed))
         self.updates = 0
         self.log_stats_t = -args.learner_log_interval - 1
@@ -140,36 +142,44 @@ class SSLearner(ModelFiles):
             rewards = central_reward(rewards)
 
         states = batch["state"]
-        with th.no_grad():
+
+        @th.no_grad()
+        def advantages():  # Eq. 17 with the current value networks
             values = self.values(states)
             critic_values = share_values(values, nbr_all) if args.ss_value_sharing == "outputs" else values
-            adv = gae(rewards, critic_values, terminated, mask, args.gamma, args.gae_lambda)
+            return gae(rewards, critic_values, terminated, mask, args.gamma, args.gae_lambda), critic_values
+
+        adv, critic_values = advantages()
+        with th.no_grad():
             if args.ss_value_target == "mc":  # Eq. 18
                 targets = mc_returns(rewards, terminated, mask, args.gamma)
             else:  # lambda-returns, consistent with bootstrapping through the time limit
                 targets = adv + critic_values[:, :T]
             if args.ss_value_norm:
                 self.value_norm.update(targets, mask)
-        adv = adv.expand(B, T, n)  # CL: the one central advantage for every agent
-
         flat = lambda x: x.reshape(M, *x.shape[2:])  # noqa: E731  [B, T, ...] -> [M, ...]
         s = flat(states[:, :T])
         m = flat(mask)
         actions = flat(batch["actions"][:, :T, :, 0]).T            # [n, M]
         avail = flat(batch["avail_actions"][:, :T]).transpose(0, 1)  # [n, M, A]
+        all_avail = bool((avail != 0).all())
         behaviour = flat(batch["logp"][:, :T, :, 0]).T             # [n, M] log pi^{jj}_old(a_j|s)
-        A_ = flat(adv).T                                           # [n, M]
         nbr_f = flat(nbr).permute(1, 2, 0)                         # [n, n, M]
         policies = self.mac.agent
         suggest = policies.suggest
 
-        for _ in range(args.epochs):
-            logits = policies.all_logits(s, nbr_f)                 # [n, n, M, A] or [n, M, A]
-            logits = logits.masked_fill(avail == 0, NEG)           # avail of agent j broadcasts over i
+        plan = policies.plan(s, nbr_f)                             # sparse suggestion heads (nets.py)
+        for k in range(args.epochs):
+            if k > 0 and args.ss_advantages == "iteration":  # Algorithm 1: Eq. 17 again after V_i's step
+                adv = advantages()[0]
+            A_ = flat(adv.expand(B, T, n)).T                       # [n, M]; CL: one advantage for all
+            logits = policies.all_logits(s, plan=plan)             # [n, n, M, A] or [n, M, A]
+            if not all_avail:
+                logits = logits.masked_fill(avail == 0, NEG)       # avail of agent j broadcasts over i
             log_pi = F.log_softmax(logits, -1)
             probs = log_pi.exp()
+            own_idx = th.arange(n)
             if suggest:
-                own_idx = th.arange(n)
                 log_all_taken = log_pi.gather(-1, actions.expand(n, n, M).unsqueeze(-1)).squeeze(-1)  # [n, n, M]
                 log_own, dist_own = log_all_taken[own_idx, own_idx], probs[own_idx, own_idx]
                 log_sugg, dist_sugg = log_all_taken, probs
@@ -182,10 +192,12 @@ class SSLearner(ModelFiles):
                 msgs.behaviour = log_own.detach()
             terms = eq16(A_, m, actions, log_own, old_own, log_sugg, dist_own, dist_sugg, msgs, nbr_f,
                          args.eps_clip, args.ss_rho)
-            entropy = -(probs * log_pi.clamp(min=-1e4)).sum(-1)
-            entropy = entropy[th.arange(n), th.arange(n)] if suggest else entropy
-            loss = -(terms.objective.sum() + args.ss_entropy_coef * masked_mean(entropy, m).sum())
-            self.actor_optimiser.zero_grad()
+            loss = -terms.objective.sum()
+            if args.ss_entropy_coef > 0:  # not in the paper; off by default
+                own_log_pi = log_pi[own_idx, own_idx] if suggest else log_pi
+                entropy = -(dist_own * own_log_pi.clamp(min=-1e4)).sum(-1)
+                loss = loss - args.ss_entropy_coef * masked_mean(entropy, m).sum()
+            self.actor_optimiser.zero_grad(set_to_none=False)
             loss.backward()
             self.actor_optimiser.step()
 
@@ -194,7 +206,7 @@ class SSLearner(ModelFiles):
             if args.ss_value_norm:
                 target = self.value_norm.normalise(target)
             critic_loss = (((v - target) ** 2).mean(-1) * m).sum() / m.sum().clamp(min=1) * self.value_groups
-            self.critic_optimiser.zero_grad()
+            self.critic_optimiser.zero_grad(set_to_none=False)
             critic_loss.backward()
             self.critic_optimiser.step()
 
