@@ -3,14 +3,16 @@
 1. action selection: ``mac.select_actions`` of the message controller (rgmcomm_maddpg: the host's
    MADDPG controller plus labels from the generators) against the same controller without
    messages (maddpg), on mpe_tag with N predators and 8 envs, as the runner calls it. Goal: at
-   most 1.3x at N = 6. Generator widths: the public 1200 units and the 256 of the scaled runs.
+   most 1.3x at N = 6. Generator widths: the paper's 1200 units (Appendix E.2), the 256 of the
+   scaled runs and 128. ``floor_<h>`` = (maddpg + one generator pass alone) / maddpg: the ratio
+   the controller would have if labels cost nothing but the generator's arithmetic.
 2. one generator update (Q-vector sampling + RIM loss + Adam step, all agents) against one
    update of the MADDPG learner underneath, on the same batch of 32 episodes; K1 = K2 = 256
    (public code) and 128 (scaled runs).
 3. env steps per second of mpe_tag (3 predators): the host's bundled MPE world (one env, Python
    loops over entity pairs) against this plugin's batched port at 1, 8 and 32 envs.
 
-    python bench/rgmcomm.py [--agents 2 6] [--rounds 15] [--out docs/bench/rgmcomm.json]
+    python bench/rgmcomm.py [--agents 2 6] [--rounds 15] [--parts selection updates env] [--out docs/bench/rgmcomm.json]
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ import torch as th  # noqa: E402
 from marlkit.experiment import offline  # noqa: E402
 
 GOAL = 1.3
+PARTS = ("selection", "updates", "env")
 
 
 def build(alg, n, **extra):
@@ -54,10 +57,15 @@ def rounds(settings, calls, n_rounds):
     return {k: statistics.median(v) for k, v in per.items()}
 
 
+WIDTHS = (1200, 256, 128)
+
+
 def selection(n, n_rounds):
+    """select_actions of maddpg and of rgmcomm_maddpg with each generator width, plus the labels
+    alone (one generator pass for all agents, what a message costs at the least)."""
     settings = {}
-    for name, alg, extra in (("maddpg", "maddpg", {}), ("rgmcomm_1200", "rgmcomm_maddpg", {"rgm_gen_hidden": 1200}),
-                             ("rgmcomm_256", "rgmcomm_maddpg", {"rgm_gen_hidden": 256})):
+    for name, alg, extra in (("maddpg", "maddpg", {}),
+                             *((f"rgmcomm_{h}", "rgmcomm_maddpg", {"rgm_gen_hidden": h}) for h in WIDTHS)):
         args, runner, buffer, mac, learner = build(alg, n, **extra)
         if hasattr(mac, "comm"):
             mac.comm.active = True
@@ -71,8 +79,15 @@ def selection(n, n_rounds):
             runner._select(batch, state["t"], envs, False)
             state["t"] = (state["t"] + 1) % 25
         settings[name] = call
+        if hasattr(mac, "comm"):
+            obs = batch["obs"][:, 0]
+            settings[f"labels_{extra['rgm_gen_hidden']}"] = lambda comm=mac.comm, obs=obs: comm.labels(obs)
     sec = rounds(settings, 25, n_rounds)
-    return {"seconds": sec, "ratio_1200": sec["rgmcomm_1200"] / sec["maddpg"], "ratio_256": sec["rgmcomm_256"] / sec["maddpg"]}
+    out = {"seconds": sec}
+    for h in WIDTHS:
+        out[f"ratio_{h}"] = sec[f"rgmcomm_{h}"] / sec["maddpg"]
+        out[f"floor_{h}"] = (sec["maddpg"] + sec[f"labels_{h}"]) / sec["maddpg"]  # base + the generator pass
+    return out
 
 
 def updates(n, n_rounds):
@@ -131,17 +146,25 @@ def main():
     parser.add_argument("--agents", type=int, nargs="+", default=[2, 6])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "bench", "rgmcomm.json"))
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
+                        help="measure only these; the other parts of an existing --out file are kept")
     a = parser.parse_args()
     th.set_num_threads(1)
     result = {"machine": platform.processor() or platform.machine(), "torch_threads": 1, "goal_selection_ratio": GOAL,
               "selection": {}, "updates": {}}
-    for n in a.agents:
-        result["selection"][n] = selection(n, a.rounds)
-        print(f"select_actions N={n}: {json.dumps(result['selection'][n])}", flush=True)
-    result["updates"][max(a.agents)] = updates(max(a.agents), max(3, a.rounds // 3))
-    print(f"updates N={max(a.agents)}: {json.dumps(result['updates'][max(a.agents)])}", flush=True)
-    result["env"] = env_speed(a.rounds)
-    print(f"env: {json.dumps(result['env'])}", flush=True)
+    if set(a.parts) != set(PARTS) and os.path.exists(a.out):
+        with open(a.out) as f:
+            result.update({k: v for k, v in json.load(f).items() if k in PARTS and k not in a.parts})
+    if "selection" in a.parts:
+        for n in a.agents:
+            result["selection"][str(n)] = selection(n, a.rounds)
+            print(f"select_actions N={n}: {json.dumps(result['selection'][str(n)])}", flush=True)
+    if "updates" in a.parts:
+        result["updates"][str(max(a.agents))] = updates(max(a.agents), max(3, a.rounds // 3))
+        print(f"updates N={max(a.agents)}: {json.dumps(result['updates'][str(max(a.agents))])}", flush=True)
+    if "env" in a.parts:
+        result["env"] = env_speed(a.rounds)
+        print(f"env: {json.dumps(result['env'])}", flush=True)
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     with open(a.out, "w") as f:
         json.dump(result, f, indent=2)

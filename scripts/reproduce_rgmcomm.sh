@@ -37,8 +37,13 @@ for stage in $STAGES; do
     labels) for m in 2 16; do sweep --name rgm_tag2_m$m --configs rgmcomm_maddpg --env-configs mpe_tag with $MPE comm_labels=$m; done ;;
     spread3) sweep --name rgm_spread3 --configs rgmcomm_maddpg maddpg --env-configs mpe_spread with $MPE
              sweep --name rgm_spread3_fo --configs maddpg --env-configs mpe_spread with $MPE env_args.observe_all=True ;;
-    tag3) sweep --name rgm_tag3 --configs rgmcomm_maddpg maddpg --env-configs mpe_tag with $MPE env_args.n_predators=3
-          sweep --name rgm_tag3_fo --configs maddpg --env-configs mpe_tag with $MPE env_args.n_predators=3 env_args.observe_all=True ;;
+    # predator-prey, 3 predators: all five methods, one seed after another (a late stop keeps whole
+    # seeds), partial / RGMComm / full observation first, then the (3x costlier) CommNet and TarMAC
+    tag3) for s in ${TAG3_SEEDS:-1 2 3}; do
+            sweep --name rgm_tag3 --seeds $s --configs maddpg rgmcomm_maddpg --env-configs mpe_tag with $MPE env_args.n_predators=3
+            sweep --name rgm_tag3_fo --seeds $s --configs maddpg --env-configs mpe_tag with $MPE env_args.n_predators=3 env_args.observe_all=True
+            sweep --name rgm_tag3_comm --seeds $s --configs commnet_maddpg tarmac_maddpg --env-configs mpe_tag with $MPE env_args.n_predators=3
+          done ;;
     comm) sweep --name rgm_tag2_comm --configs commnet_maddpg tarmac_maddpg --env-configs mpe_tag with $MPE ;;
     # raw-reward maze study: no messages, full observation, RGMComm with tanh / softmax / none
     # (Fig. 7) and with 2 / 16 labels (Fig. 4; 4 labels = tanh); results in ${OUT}_raw
