@@ -35,13 +35,20 @@ for stage in $STAGES; do
     ablation) for f in softmax none; do sweep --name rgm_maze_$f --configs rgmcomm_qmix --env-configs maze with $MAZE rgm_norm=$f; done ;;
     # Fig. 4 / Fig. 6: alphabet size on predator-prey N = 2 (4 labels is stage tag2)
     labels) for m in 2 16; do sweep --name rgm_tag2_m$m --configs rgmcomm_maddpg --env-configs mpe_tag with $MPE comm_labels=$m; done ;;
-    spread3) sweep --name rgm_spread3 --configs rgmcomm_maddpg maddpg --env-configs mpe_spread with $MPE
-             sweep --name rgm_spread3_fo --configs maddpg --env-configs mpe_spread with $MPE env_args.observe_all=True ;;
-    # predator-prey, 3 predators: all five methods, one seed after another (a late stop keeps whole
-    # seeds), partial / RGMComm / full observation first, then the (3x costlier) CommNet and TarMAC
+    # cooperative navigation, 3 agents (Fig. 5 / 6: return and epsilon vs the gap with 4 and 16
+    # labels), one seed after another
+    spread3) for s in ${SPREAD3_SEEDS:-1 2 3}; do
+               sweep --name rgm_spread3 --seeds $s --configs maddpg rgmcomm_maddpg --env-configs mpe_spread with $MPE
+               sweep --name rgm_spread3_fo --seeds $s --configs maddpg --env-configs mpe_spread with $MPE env_args.observe_all=True
+               sweep --name rgm_spread3_m16 --seeds $s --configs rgmcomm_maddpg --env-configs mpe_spread with $MPE comm_labels=16
+             done ;;
+    # predator-prey, 3 predators, one seed after another (a late stop keeps whole seeds): partial
+    # observation, RGMComm (4 labels) and full observation first, then the (3x costlier) CommNet and TarMAC
     tag3) for s in ${TAG3_SEEDS:-1 2 3}; do
             sweep --name rgm_tag3 --seeds $s --configs maddpg rgmcomm_maddpg --env-configs mpe_tag with $MPE env_args.n_predators=3
             sweep --name rgm_tag3_fo --seeds $s --configs maddpg --env-configs mpe_tag with $MPE env_args.n_predators=3 env_args.observe_all=True
+          done
+          for s in ${TAG3_SEEDS:-1 2 3}; do
             sweep --name rgm_tag3_comm --seeds $s --configs commnet_maddpg tarmac_maddpg --env-configs mpe_tag with $MPE env_args.n_predators=3
           done ;;
     comm) sweep --name rgm_tag2_comm --configs commnet_maddpg tarmac_maddpg --env-configs mpe_tag with $MPE ;;
