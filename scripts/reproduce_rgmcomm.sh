@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 W=${WORKERS:-1}
 OUT=${OUT:-results/rgmcomm}
-STAGES=${STAGES:-"tag2 tag2fo maze mazefo mazeraw ablation labels spread3 tag3 comm rawstudy rawcd"}
+STAGES=${STAGES:-"tag2 tag2fo maze mazefo mazeraw ablation labels spread3 tag3 tag6 comm rawstudy rawcd"}
 LOGS="test_interval=10000 log_interval=10000 runner_log_interval=10000 learner_log_interval=10000 test_nepisode=32 local_results_path=$OUT"
 MPE="t_max=${MPE_T_MAX:-50000} $LOGS rgm_gen_hidden=256 rgm_k1=128 rgm_k2=128"
 MAZE="t_max=20000 epsilon_anneal_time=8000 runner=parallel batch_size_run=8 test_interval=2000 log_interval=2000 runner_log_interval=2000 learner_log_interval=2000 test_nepisode=64 local_results_path=$OUT rgm_gen_hidden=128 rgm_k1=128 rgm_k2=64"
@@ -51,6 +51,11 @@ for stage in $STAGES; do
           for s in ${TAG3_SEEDS:-1 2 3}; do
             sweep --name rgm_tag3_comm --seeds $s --configs commnet_maddpg tarmac_maddpg --env-configs mpe_tag with $MPE env_args.n_predators=3
           done ;;
+    # predator-prey, 6 predators (the public code's task): partial / RGMComm / full observation
+    tag6) for s in ${TAG6_SEEDS:-1 2 3}; do
+            sweep --name rgm_tag6 --seeds $s --configs maddpg rgmcomm_maddpg --env-configs mpe_tag with $MPE env_args.n_predators=6
+            sweep --name rgm_tag6_fo --seeds $s --configs maddpg --env-configs mpe_tag with $MPE env_args.n_predators=6 env_args.observe_all=True
+          done ;;
     comm) sweep --name rgm_tag2_comm --configs commnet_maddpg tarmac_maddpg --env-configs mpe_tag with $MPE ;;
     # raw-reward maze study: no messages, full observation, RGMComm with tanh / softmax / none
     # (Fig. 7) and with 2 / 16 labels (Fig. 4; 4 labels = tanh); results in ${OUT}_raw
@@ -65,6 +70,6 @@ for stage in $STAGES; do
     rawcd) for s in 1 2 3; do for f in tanh softmax none; do
              sweep --name rgm_maze_raw_cd2_$f --seeds $s --configs rgmcomm_qmix --env-configs maze with ${RAW/_raw /_raw_cd2 } rgm_norm=$f rgm_cd_weight=0.01
            done; done ;;
-    *) echo "unknown stage '$stage' (tag2 tag2fo maze mazefo mazeraw ablation labels spread3 tag3 comm rawstudy rawcd)" >&2; exit 2 ;;
+    *) echo "unknown stage '$stage' (tag2 tag2fo maze mazefo mazeraw ablation labels spread3 tag3 tag6 comm rawstudy rawcd)" >&2; exit 2 ;;
   esac
 done
