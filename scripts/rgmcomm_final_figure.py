@@ -54,7 +54,7 @@ def main(argv=None):
             vals = [v[key] for v in rows[(task, name)].values() if key in v]
             ax.bar(i, sum(vals) / len(vals), color="#9ecae1" if " M=" in name else "#d9d9d9")
             ax.plot([i] * len(vals), vals, "k.", alpha=0.7)
-        ax.set_xticks(range(len(names)), [n.replace("rgmcomm_qmix ", "").replace("rgmcomm_maddpg ", "") for n in names],
+        ax.set_xticks(range(len(names)), [n.replace("rgmcomm_qmix ", "").replace("rgmcomm_maddpg ", "rgmcomm ") for n in names],
                       rotation=35, ha="right")
         ax.set_title(f"{task}: {title} (dots = seeds)")
     if gap_panel:  # Fig. 6 analogue: each RGMComm seed's epsilon against its return gap to full observation
@@ -63,7 +63,7 @@ def main(argv=None):
             seeds = [v for v in rows[(task, name)].values() if "rgm_epsilon" in v]
             if seeds:
                 ax.plot([v["rgm_epsilon"] for v in seeds], [sum(fo) / len(fo) - v["test_return_mean"] for v in seeds],
-                        "o", label=name.replace("rgmcomm_qmix ", "").replace("rgmcomm_maddpg ", ""))
+                        "o", label=name.replace("rgmcomm_qmix ", "").replace("rgmcomm_maddpg ", "rgmcomm "))
         ax.axhline(0, color="grey", lw=0.8)
         ax.set_xlabel("epsilon (mean within-cluster cosine distance)")
         ax.set_ylabel("full-obs. mean return - return")
