@@ -5,7 +5,8 @@ their mean (the Fig. 4 / Fig. 7 analogues of docs/reproduction/rgmcomm.md):
         --last 1 --out docs/reproduction/figures/rgmcomm_maze_raw_study.png
 
 Methods and final values come from plugins.rgmcomm.summary (mean of the last ``--last`` test
-evaluations); one panel per metric (return and, when logged, the high-landmark rate), and with
+evaluations); one panel per metric (return and, when logged, the high-landmark rate, catches or
+collisions), and with
 RGMComm and full-observation runs a Fig. 6 analogue: each RGMComm seed's logged epsilon against its
 return gap to the full-observation mean.
 """
@@ -18,7 +19,8 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))  # the worktree's plugins/
 from plugins.rgmcomm.summary import load  # noqa: E402
 
-PANELS = (("test_return_mean", "final test return"), ("test_high_mean", "high-landmark rate"))
+PANELS = (("test_return_mean", "final test return"), ("test_high_mean", "high-landmark rate"),
+          ("test_catches_mean", "catches per episode"), ("test_collisions_mean", "collisions per episode"))
 
 
 def order(name):
@@ -50,10 +52,15 @@ def main(argv=None):
     gap_panel = bool(fo) and any("rgm_epsilon" in v for s in rows.values() for v in s.values())
     fig, axes = plt.subplots(1, len(panels) + gap_panel, figsize=(5 * (len(panels) + gap_panel), 3.6), squeeze=False)
     for ax, (key, title) in zip(axes[0], panels):
+        every = []
         for i, name in enumerate(names):
             vals = [v[key] for v in rows[(task, name)].values() if key in v]
+            every += vals
             ax.bar(i, sum(vals) / len(vals), color="#9ecae1" if " M=" in name else "#d9d9d9")
             ax.plot([i] * len(vals), vals, "k.", alpha=0.7)
+        if every and max(every) < 0:  # all negative (MPE returns): zoom on the values, not on 0
+            pad = 0.15 * (max(every) - min(every)) + 1e-9
+            ax.set_ylim(min(every) - pad, max(every) + pad)
         ax.set_xticks(range(len(names)), [n.replace("rgmcomm_qmix ", "").replace("rgmcomm_maddpg ", "rgmcomm ") for n in names],
                       rotation=35, ha="right")
         ax.set_title(f"{task}: {title} (dots = seeds)")
