@@ -51,10 +51,14 @@ for stage in $STAGES; do
           for s in ${TAG3_SEEDS:-1 2 3}; do
             sweep --name rgm_tag3_comm --seeds $s --configs commnet_maddpg tarmac_maddpg --env-configs mpe_tag with $MPE env_args.n_predators=3
           done ;;
-    # predator-prey, 6 predators (the public code's task): partial / RGMComm / full observation
+    # predator-prey, 6 predators (the public code's task): partial / RGMComm / full observation,
+    # then CommNet and TarMAC
     tag6) for s in ${TAG6_SEEDS:-1 2 3}; do
             sweep --name rgm_tag6 --seeds $s --configs maddpg rgmcomm_maddpg --env-configs mpe_tag with $MPE env_args.n_predators=6
             sweep --name rgm_tag6_fo --seeds $s --configs maddpg --env-configs mpe_tag with $MPE env_args.n_predators=6 env_args.observe_all=True
+          done
+          for s in ${TAG6_SEEDS:-1 2 3}; do
+            sweep --name rgm_tag6_comm --seeds $s --configs commnet_maddpg tarmac_maddpg --env-configs mpe_tag with $MPE env_args.n_predators=6
           done ;;
     comm) sweep --name rgm_tag2_comm --configs commnet_maddpg tarmac_maddpg --env-configs mpe_tag with $MPE ;;
     # raw-reward maze study: no messages, full observation, RGMComm with tanh / softmax / none
