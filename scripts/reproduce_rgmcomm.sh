@@ -3,8 +3,9 @@
 #   scripts/reproduce_rgmcomm.sh                       # every stage, in this order
 #   STAGES="tag2 maze" scripts/reproduce_rgmcomm.sh
 # Scaling for 2 shared CPU cores (paper: 300k episodes = 7.5M steps on predator-prey N = 2, a
-# 1200-unit generator, K = 256): 50k env steps on MPE, 20k on the maze, generator with 256 (MPE)
-# or 128 (maze) units, K1 = 128 samples, K2 = 128 (MPE) / 64 (maze) partners, 3 seeds.
+# 1200-unit generator, K = 256): MPE_T_MAX env steps on MPE (default 50k; the tag3, tag6 and
+# spread3 results used MPE_T_MAX=80000 OUT=results/rgmcomm_<stage>), 20k on the maze, generator
+# with 256 (MPE) or 128 (maze) units, K1 = 128 samples, K2 = 128 (MPE) / 64 (maze) partners, 3 seeds.
 # Stages are independent, so they can run as parallel chains (STAGES="tag2" ... & STAGES="maze" ...).
 # Figures: the commands in docs/reproduction/rgmcomm.md.
 set -uo pipefail
@@ -42,23 +43,16 @@ for stage in $STAGES; do
                sweep --name rgm_spread3_fo --seeds $s --configs maddpg --env-configs mpe_spread with $MPE env_args.observe_all=True
                sweep --name rgm_spread3_m16 --seeds $s --configs rgmcomm_maddpg --env-configs mpe_spread with $MPE comm_labels=16
              done ;;
-    # predator-prey, 3 predators, one seed after another (a late stop keeps whole seeds): partial
-    # observation, RGMComm (4 labels) and full observation first, then the (3x costlier) CommNet and TarMAC
-    tag3) for s in ${TAG3_SEEDS:-1 2 3}; do
-            sweep --name rgm_tag3 --seeds $s --configs maddpg rgmcomm_maddpg --env-configs mpe_tag with $MPE env_args.n_predators=3
-            sweep --name rgm_tag3_fo --seeds $s --configs maddpg --env-configs mpe_tag with $MPE env_args.n_predators=3 env_args.observe_all=True
+    # predator-prey with 3 or 6 predators, one seed after another (a late stop keeps whole seeds):
+    # partial observation, RGMComm (4 labels) and full observation first, then the (costlier)
+    # CommNet and TarMAC
+    tag3|tag6) n=${stage#tag}
+          for s in ${TAG_SEEDS:-1 2 3}; do
+            sweep --name rgm_$stage --seeds $s --configs maddpg rgmcomm_maddpg --env-configs mpe_tag with $MPE env_args.n_predators=$n
+            sweep --name rgm_${stage}_fo --seeds $s --configs maddpg --env-configs mpe_tag with $MPE env_args.n_predators=$n env_args.observe_all=True
           done
-          for s in ${TAG3_SEEDS:-1 2 3}; do
-            sweep --name rgm_tag3_comm --seeds $s --configs commnet_maddpg tarmac_maddpg --env-configs mpe_tag with $MPE env_args.n_predators=3
-          done ;;
-    # predator-prey, 6 predators (the public code's task): partial / RGMComm / full observation,
-    # then CommNet and TarMAC
-    tag6) for s in ${TAG6_SEEDS:-1 2 3}; do
-            sweep --name rgm_tag6 --seeds $s --configs maddpg rgmcomm_maddpg --env-configs mpe_tag with $MPE env_args.n_predators=6
-            sweep --name rgm_tag6_fo --seeds $s --configs maddpg --env-configs mpe_tag with $MPE env_args.n_predators=6 env_args.observe_all=True
-          done
-          for s in ${TAG6_SEEDS:-1 2 3}; do
-            sweep --name rgm_tag6_comm --seeds $s --configs commnet_maddpg tarmac_maddpg --env-configs mpe_tag with $MPE env_args.n_predators=6
+          for s in ${TAG_SEEDS:-1 2 3}; do
+            sweep --name rgm_${stage}_comm --seeds $s --configs commnet_maddpg tarmac_maddpg --env-configs mpe_tag with $MPE env_args.n_predators=$n
           done ;;
     comm) sweep --name rgm_tag2_comm --configs commnet_maddpg tarmac_maddpg --env-configs mpe_tag with $MPE ;;
     # raw-reward maze study: no messages, full observation, RGMComm with tanh / softmax / none
