@@ -3,14 +3,18 @@
 1. action selection: ``mac.select_actions`` of the message controller (rgmcomm_maddpg: the host's
    MADDPG controller plus labels from the generators) against the same controller without
    messages (maddpg), on mpe_tag with N predators and 8 envs, as the runner calls it. Goal: at
-   most 1.3x at N = 6. Generator widths: the public 1200 units and the 256 of the scaled runs.
+   most 1.3x at N = 6. Generator widths: the paper's 1200 units (Appendix E.2), the 256 of the
+   scaled runs and 128. ``floor_<h>`` = (maddpg + one generator pass alone) / maddpg: the ratio
+   the controller would have if labels cost nothing but the generator's arithmetic;
+   ``ratio_null``: the message controller with the generator off (null labels: the wrapper alone);
+   ``episode_ratio_<h>``: the same for collecting whole episodes with the runner (env steps included).
 2. one generator update (Q-vector sampling + RIM loss + Adam step, all agents) against one
    update of the MADDPG learner underneath, on the same batch of 32 episodes; K1 = K2 = 256
    (public code) and 128 (scaled runs).
 3. env steps per second of mpe_tag (3 predators): the host's bundled MPE world (one env, Python
    loops over entity pairs) against this plugin's batched port at 1, 8 and 32 envs.
 
-    python bench/rgmcomm.py [--agents 2 6] [--rounds 15] [--out docs/bench/rgmcomm.json]
+    python bench/rgmcomm.py [--agents 2 6] [--rounds 15] [--parts selection updates env] [--out docs/bench/rgmcomm.json]
 """
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ import torch as th  # noqa: E402
 from marlkit.experiment import offline  # noqa: E402
 
 GOAL = 1.3
+PARTS = ("selection", "updates", "env")
 
 
 def build(alg, n, **extra):
@@ -54,13 +59,19 @@ def rounds(settings, calls, n_rounds):
     return {k: statistics.median(v) for k, v in per.items()}
 
 
+WIDTHS = (1200, 256, 128)
+
+
 def selection(n, n_rounds):
-    settings = {}
-    for name, alg, extra in (("maddpg", "maddpg", {}), ("rgmcomm_1200", "rgmcomm_maddpg", {"rgm_gen_hidden": 1200}),
-                             ("rgmcomm_256", "rgmcomm_maddpg", {"rgm_gen_hidden": 256})):
+    """select_actions of maddpg and of rgmcomm_maddpg with each generator width, plus the labels
+    alone (one generator pass for all agents, with its weights hot in cache: what a message costs at
+    the least); and whole episodes of the runner (8 envs x 25 steps, env steps included)."""
+    settings, episodes = {}, {}
+    for name, alg, extra in (("maddpg", "maddpg", {}), ("rgmcomm_null", "rgmcomm_maddpg", {"rgm_gen_hidden": 128}),
+                             *((f"rgmcomm_{h}", "rgmcomm_maddpg", {"rgm_gen_hidden": h}) for h in WIDTHS)):
         args, runner, buffer, mac, learner = build(alg, n, **extra)
         if hasattr(mac, "comm"):
-            mac.comm.active = True
+            mac.comm.active = name != "rgmcomm_null"  # null labels: the wrapper without a generator pass
         batch, _ = runner.run(test_mode=False)
         envs = np.arange(runner.batch_size)
         state = {"t": 0}
@@ -71,8 +82,20 @@ def selection(n, n_rounds):
             runner._select(batch, state["t"], envs, False)
             state["t"] = (state["t"] + 1) % 25
         settings[name] = call
+        if getattr(getattr(mac, "comm", None), "active", False):
+            obs = batch["obs"][:, 0]
+            settings[f"labels_{extra['rgm_gen_hidden']}"] = lambda comm=mac.comm, obs=obs: comm.labels(obs)
+        episodes[name] = lambda runner=runner: runner.run(test_mode=False)
     sec = rounds(settings, 25, n_rounds)
-    return {"seconds": sec, "ratio_1200": sec["rgmcomm_1200"] / sec["maddpg"], "ratio_256": sec["rgmcomm_256"] / sec["maddpg"]}
+    out = {"seconds": sec, "ratio_null": sec["rgmcomm_null"] / sec["maddpg"]}
+    for h in WIDTHS:
+        out[f"ratio_{h}"] = sec[f"rgmcomm_{h}"] / sec["maddpg"]
+        out[f"floor_{h}"] = (sec["maddpg"] + sec[f"labels_{h}"]) / sec["maddpg"]  # base + the generator pass
+    ep = rounds(episodes, 2, n_rounds)
+    out["episode_seconds"] = ep
+    for h in WIDTHS:
+        out[f"episode_ratio_{h}"] = ep[f"rgmcomm_{h}"] / ep["maddpg"]
+    return out
 
 
 def updates(n, n_rounds):
@@ -131,17 +154,30 @@ def main():
     parser.add_argument("--agents", type=int, nargs="+", default=[2, 6])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "bench", "rgmcomm.json"))
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
+                        help="measure only these; the other parts of an existing --out file are kept")
     a = parser.parse_args()
     th.set_num_threads(1)
     result = {"machine": platform.processor() or platform.machine(), "torch_threads": 1, "goal_selection_ratio": GOAL,
-              "selection": {}, "updates": {}}
-    for n in a.agents:
-        result["selection"][n] = selection(n, a.rounds)
-        print(f"select_actions N={n}: {json.dumps(result['selection'][n])}", flush=True)
-    result["updates"][max(a.agents)] = updates(max(a.agents), max(3, a.rounds // 3))
-    print(f"updates N={max(a.agents)}: {json.dumps(result['updates'][max(a.agents)])}", flush=True)
-    result["env"] = env_speed(a.rounds)
-    print(f"env: {json.dumps(result['env'])}", flush=True)
+              "selection": {}, "updates": {}, "load_average": {}}  # load: 1-minute average after each part
+    if set(a.parts) != set(PARTS) and os.path.exists(a.out):
+        with open(a.out) as f:
+            old = json.load(f)
+        result.update({k: v for k, v in old.items() if k in PARTS and k not in a.parts})
+        result["load_average"].update({k: v for k, v in old.get("load_average", {}).items() if k not in a.parts})
+    if "selection" in a.parts:
+        for n in a.agents:
+            result["selection"][str(n)] = selection(n, a.rounds)
+            print(f"select_actions N={n}: {json.dumps(result['selection'][str(n)])}", flush=True)
+        result["load_average"]["selection"] = round(os.getloadavg()[0], 1)
+    if "updates" in a.parts:
+        result["updates"][str(max(a.agents))] = updates(max(a.agents), max(3, a.rounds // 3))
+        print(f"updates N={max(a.agents)}: {json.dumps(result['updates'][str(max(a.agents))])}", flush=True)
+        result["load_average"]["updates"] = round(os.getloadavg()[0], 1)
+    if "env" in a.parts:
+        result["env"] = env_speed(a.rounds)
+        print(f"env: {json.dumps(result['env'])}", flush=True)
+        result["load_average"]["env"] = round(os.getloadavg()[0], 1)
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     with open(a.out, "w") as f:
         json.dump(result, f, indent=2)

@@ -3,8 +3,9 @@
 #   scripts/reproduce_rgmcomm.sh                       # every stage, in this order
 #   STAGES="tag2 maze" scripts/reproduce_rgmcomm.sh
 # Scaling for 2 shared CPU cores (paper: 300k episodes = 7.5M steps on predator-prey N = 2, a
-# 1200-unit generator, K = 256): 50k env steps on MPE, 20k on the maze, generator with 256 (MPE)
-# or 128 (maze) units, K1 = 128 samples, K2 = 128 (MPE) / 64 (maze) partners, 3 seeds.
+# 1200-unit generator, K = 256): MPE_T_MAX env steps on MPE (default 50k; the tag3, tag6 and
+# spread3 results used MPE_T_MAX=80000 OUT=results/rgmcomm_<stage>), 20k on the maze, generator
+# with 256 (MPE) or 128 (maze) units, K1 = 128 samples, K2 = 128 (MPE) / 64 (maze) partners, 3 seeds.
 # Stages are independent, so they can run as parallel chains (STAGES="tag2" ... & STAGES="maze" ...).
 # Figures: the commands in docs/reproduction/rgmcomm.md.
 set -uo pipefail
@@ -12,7 +13,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 W=${WORKERS:-1}
 OUT=${OUT:-results/rgmcomm}
-STAGES=${STAGES:-"tag2 tag2fo maze mazefo mazeraw ablation labels spread3 tag3 comm rawstudy rawcd"}
+STAGES=${STAGES:-"tag2 tag2fo maze mazefo mazeraw ablation labels spread3 tag3 tag6 comm rawstudy rawcd"}
 LOGS="test_interval=10000 log_interval=10000 runner_log_interval=10000 learner_log_interval=10000 test_nepisode=32 local_results_path=$OUT"
 MPE="t_max=${MPE_T_MAX:-50000} $LOGS rgm_gen_hidden=256 rgm_k1=128 rgm_k2=128"
 MAZE="t_max=20000 epsilon_anneal_time=8000 runner=parallel batch_size_run=8 test_interval=2000 log_interval=2000 runner_log_interval=2000 learner_log_interval=2000 test_nepisode=64 local_results_path=$OUT rgm_gen_hidden=128 rgm_k1=128 rgm_k2=64"
@@ -35,10 +36,24 @@ for stage in $STAGES; do
     ablation) for f in softmax none; do sweep --name rgm_maze_$f --configs rgmcomm_qmix --env-configs maze with $MAZE rgm_norm=$f; done ;;
     # Fig. 4 / Fig. 6: alphabet size on predator-prey N = 2 (4 labels is stage tag2)
     labels) for m in 2 16; do sweep --name rgm_tag2_m$m --configs rgmcomm_maddpg --env-configs mpe_tag with $MPE comm_labels=$m; done ;;
-    spread3) sweep --name rgm_spread3 --configs rgmcomm_maddpg maddpg --env-configs mpe_spread with $MPE
-             sweep --name rgm_spread3_fo --configs maddpg --env-configs mpe_spread with $MPE env_args.observe_all=True ;;
-    tag3) sweep --name rgm_tag3 --configs rgmcomm_maddpg maddpg --env-configs mpe_tag with $MPE env_args.n_predators=3
-          sweep --name rgm_tag3_fo --configs maddpg --env-configs mpe_tag with $MPE env_args.n_predators=3 env_args.observe_all=True ;;
+    # cooperative navigation, 3 agents (Fig. 5 / 6: return and epsilon vs the gap with 4 and 16
+    # labels), one seed after another
+    spread3) for s in ${SPREAD3_SEEDS:-1 2 3}; do
+               sweep --name rgm_spread3 --seeds $s --configs maddpg rgmcomm_maddpg --env-configs mpe_spread with $MPE
+               sweep --name rgm_spread3_fo --seeds $s --configs maddpg --env-configs mpe_spread with $MPE env_args.observe_all=True
+               sweep --name rgm_spread3_m16 --seeds $s --configs rgmcomm_maddpg --env-configs mpe_spread with $MPE comm_labels=16
+             done ;;
+    # predator-prey with 3 or 6 predators, one seed after another (a late stop keeps whole seeds):
+    # partial observation, RGMComm (4 labels) and full observation first, then the (costlier)
+    # CommNet and TarMAC
+    tag3|tag6) n=${stage#tag}
+          for s in ${TAG_SEEDS:-1 2 3}; do
+            sweep --name rgm_$stage --seeds $s --configs maddpg rgmcomm_maddpg --env-configs mpe_tag with $MPE env_args.n_predators=$n
+            sweep --name rgm_${stage}_fo --seeds $s --configs maddpg --env-configs mpe_tag with $MPE env_args.n_predators=$n env_args.observe_all=True
+          done
+          for s in ${TAG_SEEDS:-1 2 3}; do
+            sweep --name rgm_${stage}_comm --seeds $s --configs commnet_maddpg tarmac_maddpg --env-configs mpe_tag with $MPE env_args.n_predators=$n
+          done ;;
     comm) sweep --name rgm_tag2_comm --configs commnet_maddpg tarmac_maddpg --env-configs mpe_tag with $MPE ;;
     # raw-reward maze study: no messages, full observation, RGMComm with tanh / softmax / none
     # (Fig. 7) and with 2 / 16 labels (Fig. 4; 4 labels = tanh); results in ${OUT}_raw
@@ -53,6 +68,6 @@ for stage in $STAGES; do
     rawcd) for s in 1 2 3; do for f in tanh softmax none; do
              sweep --name rgm_maze_raw_cd2_$f --seeds $s --configs rgmcomm_qmix --env-configs maze with ${RAW/_raw /_raw_cd2 } rgm_norm=$f rgm_cd_weight=0.01
            done; done ;;
-    *) echo "unknown stage '$stage' (tag2 tag2fo maze mazefo mazeraw ablation labels spread3 tag3 comm rawstudy rawcd)" >&2; exit 2 ;;
+    *) echo "unknown stage '$stage' (tag2 tag2fo maze mazefo mazeraw ablation labels spread3 tag3 tag6 comm rawstudy rawcd)" >&2; exit 2 ;;
   esac
 done

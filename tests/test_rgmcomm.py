@@ -1,6 +1,7 @@
 """RGMComm (plugins/rgmcomm): Q-vector sampling against hand-built critics and mixers, cosine kNN
 and the RIM terms against hand computations, gradients through both terms, the matrix example's
 clustering, the labels a receiver gets, the schedule, logs and config checks."""
+import copy
 from types import SimpleNamespace
 
 import numpy as np
@@ -158,6 +159,21 @@ def test_generator_per_agent_matches_forward_agent():
         assert out.shape == (2, 6, 3, 4)
         for j in range(3):
             assert th.allclose(out[..., j, :].reshape(-1, 4), gen.forward_agent(obs[..., j, :].reshape(-1, 5), j), atol=1e-5)
+
+
+def test_generator_follows_loaded_copied_and_trained_weights():
+    """forward reads the layers through a cached tuple: it must see every way weights change."""
+    a, b = MessageGenerator(5, 3, 4, hidden=7), MessageGenerator(5, 3, 4, hidden=7)
+    obs = th.randn(10, 3, 5)
+    b.load_state_dict(a.state_dict())
+    assert th.equal(a(obs), b(obs))
+    c = copy.deepcopy(a)
+    assert {id(p) for p in c.parameters()} == {id(t) for layer in c._layers for t in layer}
+    before = a(obs).detach()
+    opt = th.optim.SGD(a.parameters(), lr=0.1)
+    a(obs).square().sum().backward()
+    opt.step()
+    assert not th.equal(a(obs), before) and th.equal(c(obs), before)
 
 
 def test_epsilon_and_gap_bound_by_hand():

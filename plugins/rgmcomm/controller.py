@@ -19,7 +19,6 @@ import inspect
 import os
 
 import torch as th
-import torch.nn.functional as F
 
 from marlkit import host
 from marlkit.errors import SuiteError
@@ -37,6 +36,8 @@ class Comm:
         self.others = th.tensor([[j for j in range(n) if j != i] for i in range(n)], dtype=th.long).reshape(n, n - 1)
         # [receiver, slot, 1]: 1 if the receiver hears the sender of that slot (senders[i, j] = 1 if i hears j)
         self.heard = senders[th.arange(n)[:, None], self.others].unsqueeze(-1)
+        self.everyone_hears = bool(self.heard.all())
+        self.onehots = th.eye(n_labels + 1)  # row m = the one-hot of label m (a lookup, cheaper than F.one_hot)
         self.null_label = null_label
         self.active = not null_label
 
@@ -49,8 +50,9 @@ class Comm:
 
     def received(self, labels):
         """labels [..., n] -> each receiver's input [..., n, (n - 1) * (|M| + 1)]."""
-        onehot = F.one_hot(labels, self.n_labels + 1).float()  # [..., n_sender, M+1]
-        got = onehot[..., self.others, :] * self.heard.to(onehot)
+        got = self.onehots[labels[..., self.others]]  # [..., n_receiver, n-1, M+1]
+        if not self.everyone_hears:
+            got = got * self.heard.to(got)
         return got.flatten(-2)  # [..., n_receiver, (n-1)(M+1)]
 
 
@@ -134,6 +136,7 @@ class MessageMixin:
     def cuda(self):
         super().cuda()
         self.comm.generator.cuda()
+        self.comm.onehots = self.comm.onehots.cuda()
 
 
 _CLASSES: dict = {}

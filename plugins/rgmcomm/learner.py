@@ -138,7 +138,7 @@ class RGMCommMixin:
         self.generator_optimiser.step()
         self.rgm_gen_updates += 1
         if t_env - self.rgm_log_t >= a.learner_log_interval:
-            self._log_generator(total, logs, t_env)
+            self._log_generator(total.detach(), logs, t_env)
 
     def _log_generator(self, total, logs, t_env):
         eps, q_max = float(np.mean(logs["eps"])), float(np.max(logs["q_max"]))
