@@ -38,6 +38,8 @@ import statistics
 import sys
 import time
 
+from bench_io import write_json
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "src"), ROOT]
 
@@ -303,9 +305,7 @@ def main(argv=None):
         "machine": {"python": platform.python_version(), "torch": th.__version__, "cpus": os.cpu_count(),
                     "note": "shared CPU: other jobs ran alongside; ratios are the result, not absolute times"},
     }
-    os.makedirs(os.path.dirname(opts.out), exist_ok=True)
-    with open(opts.out, "w") as f:
-        json.dump(result, f, indent=2)
+    write_json(opts.out, result)
     print(f"wrote {opts.out}")
 
 

@@ -30,6 +30,8 @@ import subprocess
 import sys
 import time
 
+from bench_io import write_json
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUIET = {"test_interval": 10**9, "log_interval": 10**9, "runner_log_interval": 10**9,
          "learner_log_interval": 10**9, "t_max": 10**9, "seed": 1}
@@ -193,9 +195,7 @@ def write(opts, trees, load, startup, rows):
             results[key] = result
             startup.update({k: v for k, v in old["startup_seconds"].items() if k.endswith(workload)})
         report["workloads"] = {**old["workloads"], **report["workloads"]}
-    os.makedirs(os.path.dirname(opts.out), exist_ok=True)
-    with open(opts.out, "w") as f:
-        json.dump(report, f, indent=2)
+    write_json(opts.out, report)
     print(json.dumps({k: [v["after_over_before_median"], v["after_over_before_1thread_median"]]
                       for k, v in report["results"].items()}, indent=1))
 

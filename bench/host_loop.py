@@ -28,6 +28,8 @@ import platform
 import statistics
 import sys
 import time
+
+from bench_io import write_json
 from types import SimpleNamespace
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -166,9 +168,7 @@ def main(argv=None):
         for runner, result in old["results"].items():
             if runner not in report["results"]:
                 report["results"][runner], report["updates"][runner] = result, old["updates"][runner]
-    os.makedirs(os.path.dirname(opts.out), exist_ok=True)
-    with open(opts.out, "w") as f:
-        json.dump(report, f, indent=2)
+    write_json(opts.out, report)
     print(json.dumps({r: v["suite_time_over_host_time_median"] for r, v in report["results"].items()}))
 
 

@@ -26,6 +26,8 @@ import statistics
 import sys
 import time
 
+from bench_io import write_json
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "src"), ROOT]
 
@@ -178,9 +180,7 @@ def main():
         result["env"] = env_speed(a.rounds)
         print(f"env: {json.dumps(result['env'])}", flush=True)
         result["load_average"]["env"] = round(os.getloadavg()[0], 1)
-    os.makedirs(os.path.dirname(a.out), exist_ok=True)
-    with open(a.out, "w") as f:
-        json.dump(result, f, indent=2)
+    write_json(a.out, result)
     print(f"wrote {a.out}")
 
 

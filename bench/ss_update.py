@@ -25,6 +25,8 @@ import statistics
 import sys
 import time
 
+from bench_io import write_json
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "src"), ROOT]
 
@@ -88,9 +90,7 @@ def main(argv=None):
         "machine": {"python": platform.python_version(), "torch": th.__version__, "cpus": os.cpu_count(),
                     "note": "shared CPU: other jobs ran alongside; the ratio is the result, not absolute times"},
     }
-    os.makedirs(os.path.dirname(opts.out), exist_ok=True)
-    with open(opts.out, "w") as f:
-        json.dump(result, f, indent=2)
+    write_json(opts.out, result)
     print(json.dumps(result["seconds_per_call"]), "ratio", result["ratio_ss_over_ippo"],
           "| cpu", json.dumps(result["cpu_seconds_per_call"]), "ratio", result["cpu_ratio_ss_over_ippo"])
     print(f"wrote {opts.out}")

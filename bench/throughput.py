@@ -20,6 +20,8 @@ import platform
 import sys
 import time
 
+from bench_io import write_json
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "src"), ROOT]
 
@@ -89,9 +91,7 @@ def main(argv=None):
     report = {"what": "stock QMIX (host q_learner, EPyMARL defaults), env steps/s including learning",
               "torch_threads": 1, "python": platform.python_version(), "machine": platform.machine(),
               "cpus": os.cpu_count(), "results": results, "ratios": ratios}
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(report, f, indent=2)
+    write_json(args.out, report)
     print(json.dumps(report, indent=2))
 
 

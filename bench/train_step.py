@@ -22,6 +22,8 @@ import platform
 import statistics
 import sys
 import time
+
+from bench_io import write_json
 from types import SimpleNamespace
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -117,9 +119,7 @@ def main(argv=None):
         "machine": {"python": platform.python_version(), "torch": th.__version__, "cpus": os.cpu_count(),
                     "note": "shared CPU: other jobs ran alongside; ratios are the result, not absolute times"},
     }
-    os.makedirs(os.path.dirname(opts.out), exist_ok=True)
-    with open(opts.out, "w") as f:
-        json.dump(result, f, indent=2)
+    write_json(opts.out, result)
     print(json.dumps(result["seconds_per_call"]), json.dumps(result["ratios"]))
     print(f"wrote {opts.out}")
 
