@@ -2,6 +2,7 @@
 and the RIM terms against hand computations, gradients through both terms, the matrix example's
 clustering, the labels a receiver gets, the schedule, logs and config checks."""
 import copy
+import pickle
 from types import SimpleNamespace
 
 import numpy as np
@@ -11,11 +12,13 @@ import torch as th
 from helpers import Stats
 from marlkit.config import build_config
 from marlkit.errors import SuiteError
+from marlkit import host
 from marlkit.experiment import offline, train_iteration
 from marlkit.registry import get_registry
 from plugins.rgmcomm.clustering import (MessageGenerator, average_cosine_distance, cosine_knn, gap_bound,
                                         normalise, rim_loss)
 from plugins.rgmcomm.envs import matrix
+from plugins.rgmcomm.controller import sender_matrix
 from plugins.rgmcomm.learner import RGMCommMixin
 
 SMALL = dict(rgm_gen_hidden=16, t_max=400, batch_size=4, buffer_size=16, test_nepisode=4,
@@ -159,14 +162,17 @@ def test_generator_per_agent_matches_forward_agent():
         assert out.shape == (2, 6, 3, 4)
         for j in range(3):
             assert th.allclose(out[..., j, :].reshape(-1, 4), gen.forward_agent(obs[..., j, :].reshape(-1, 5), j), atol=1e-5)
+        flat = obs.reshape(-1, 3, 5)
+        assert th.equal(gen.labels(flat), gen(flat).argmax(-1))  # the acting path: same values, fewer ops
 
 
 def test_generator_follows_loaded_copied_and_trained_weights():
-    """forward reads the layers through a cached tuple: it must see every way weights change."""
+    """forward and labels read the layers through cached tuples and views: they must see every
+    way weights change (load, optimiser steps, deepcopy then training, pickling, dtype moves)."""
     a, b = MessageGenerator(5, 3, 4, hidden=7), MessageGenerator(5, 3, 4, hidden=7)
     obs = th.randn(10, 3, 5)
     b.load_state_dict(a.state_dict())
-    assert th.equal(a(obs), b(obs))
+    assert th.equal(a(obs), b(obs)) and th.equal(a.labels(obs), b.labels(obs))
     c = copy.deepcopy(a)
     assert {id(p) for p in c.parameters()} == {id(t) for layer in c._layers for t in layer}
     before = a(obs).detach()
@@ -174,6 +180,15 @@ def test_generator_follows_loaded_copied_and_trained_weights():
     a(obs).square().sum().backward()
     opt.step()
     assert not th.equal(a(obs), before) and th.equal(c(obs), before)
+    for gen in (a, c):  # the copy's views live on the copy's weights
+        assert all(v.data_ptr() == p.data_ptr() for (v, _), (p, _) in zip(gen._acting, gen._layers))
+    opt = th.optim.SGD(c.parameters(), lr=10.0)
+    (c(obs) * th.randn(10, 3, 4)).sum().backward()
+    opt.step()
+    wide = th.randn(200, 3, 5) * 3
+    for gen in (a, c, pickle.loads(pickle.dumps(c)), copy.deepcopy(a).double()):
+        x = wide.to(gen.weights[0].dtype)
+        assert th.equal(gen.labels(x), gen(x).argmax(-1))
 
 
 def test_epsilon_and_gap_bound_by_hand():
@@ -225,6 +240,60 @@ def test_receivers_get_exactly_the_senders_labels():
     mac.comm.active = False  # generator off: the reserved null label |M|
     inputs = mac._build_inputs(batch, 0).view(batch.batch_size, 3, -1)
     assert (inputs[..., -2 * m:].view(-1, 2, m).argmax(-1) == args.comm_labels).all()
+
+
+def previous_select(mac, batch, t, bs):
+    """The acting path before its rewrite (the oracle): labels from the differentiable batched
+    forward, each receiver's senders gathered then one-hot rows times the heard mask, one
+    concatenation onto the host controller's inputs, then the host controller's own selection."""
+    comm, n = mac.comm, mac.n_agents
+    obs = batch["obs"][:, t]
+    with th.no_grad():
+        labels = comm.generator(obs).argmax(-1) if comm.active else th.full(obs.shape[:-1], comm.n_labels)
+    others = th.tensor([[j for j in range(n) if j != i] for i in range(n)])
+    heard = sender_matrix(n, mac.args.rgm_receivers)[th.arange(n)[:, None], others].unsqueeze(-1)
+    got = th.eye(comm.n_labels + 1)[labels[..., others]] * heard
+    base = next(c for c in type(mac).__mro__ if c in (host.BasicMAC, host.controllers["maddpg_mac"]))
+    inputs = th.cat([base._build_inputs(mac, batch, t), got.reshape(batch.batch_size * n, -1)], -1)
+    mac._build_inputs = lambda *_: inputs  # the instance attribute shadows the method for this call
+    try:
+        if mac._takes_bs:
+            actions, _ = base.select_actions(mac, batch, t, 0, bs=bs, test_mode=False)
+        else:
+            actions = base.select_actions(mac, batch, t, 0, test_mode=False)[0][bs]
+    finally:
+        del mac._build_inputs
+    return labels[bs], actions, mac.hidden_states
+
+
+def current_select(mac, batch, t, bs):
+    actions, extra = mac.select_actions(batch, t, 0, bs=bs)
+    return extra["messages"][..., 0], actions, mac.hidden_states
+
+
+@pytest.mark.parametrize("alg,n,updates", [
+    ("rgmcomm_maddpg", 2, {}), ("rgmcomm_maddpg", 3, {}), ("rgmcomm_maddpg", 6, {}),
+    ("rgmcomm_qmix", 2, {}), ("rgmcomm_qmix", 6, {}), ("rgmcomm_qmix", 3, {"rgm_receivers": [[1], [], [0, 1]]}),
+])
+def test_acting_path_matches_the_previous_one(alg, n, updates):
+    """Labels, actions (same random stream) and hidden states th.equal to the previous acting path
+    on random observations, for several batch sizes and env subsets, generator on and off."""
+    args, runner, buffer, mac, learner = build(alg, "mpe_tag", env_args={"n_predators": n}, rgm_gen_hidden=64, **updates)
+    batch, _ = runner.run(test_mode=False)
+    obs = batch.data.transition_data["obs"]
+    obs.copy_(th.randn(obs.shape, generator=th.Generator().manual_seed(n)) * 3)
+    seen = set()
+    for active in (True, False):
+        mac.comm.active = active
+        for size, bs in ((1, slice(None)), (3, slice(None)), (3, [0, 2]), (8, slice(None))):
+            part, runs = batch[:size], []
+            for select in (current_select, previous_select):
+                mac.init_hidden(size)
+                runs.append([(th.manual_seed(t), select(mac, part, t, bs))[1] for t in (0, 1, 5)])
+            for (labels, actions, hidden), (labels0, actions0, hidden0) in zip(*runs):
+                assert th.equal(labels, labels0) and th.equal(actions, actions0) and th.equal(hidden, hidden0)
+                seen.update(labels.flatten().tolist())
+    assert len(seen) >= 3  # the generator's labels vary (and the null label appears)
 
 
 def test_named_receivers_leave_other_slots_empty():

@@ -32,28 +32,26 @@ class Comm:
 
     def __init__(self, generator, n_labels, senders, null_label):
         self.generator, self.n_labels = generator, n_labels
-        n = len(senders)
-        self.others = th.tensor([[j for j in range(n) if j != i] for i in range(n)], dtype=th.long).reshape(n, n - 1)
-        # [receiver, slot, 1]: 1 if the receiver hears the sender of that slot (senders[i, j] = 1 if i hears j)
-        self.heard = senders[th.arange(n)[:, None], self.others].unsqueeze(-1)
-        self.everyone_hears = bool(self.heard.all())
-        self.onehots = th.eye(n_labels + 1)  # row m = the one-hot of label m (a lookup, cheaper than F.one_hot)
+        n, m = len(senders), n_labels + 1
+        # Received one-hots as two lookups: table[labels] holds each sender's one-hot plus a zero
+        # slot (m + 1 columns per sender), and cols[i] picks, for receiver i, the one-hot of every
+        # other sender in agent order, or that sender's zero slot where i does not hear it.
+        self.table = th.eye(m, m + 1)
+        others = [[j for j in range(n) if j != i] for i in range(n)]
+        self.cols = th.tensor([[j * (m + 1) + (k if senders[i, j] else m) for j in others[i] for k in range(m)]
+                               for i in range(n)], dtype=th.long).reshape(n, (n - 1) * m)
         self.null_label = null_label
         self.active = not null_label
 
-    @th.no_grad()
     def labels(self, obs):
-        """obs [..., n, d] -> labels [..., n] (long)."""
+        """obs [batch, n, d] -> labels [batch, n] (long)."""
         if not self.active:
             return th.full(obs.shape[:-1], self.n_labels, dtype=th.long, device=obs.device)
-        return self.generator(obs).argmax(-1)
+        return self.generator.labels(obs)
 
     def received(self, labels):
         """labels [..., n] -> each receiver's input [..., n, (n - 1) * (|M| + 1)]."""
-        got = self.onehots[labels[..., self.others]]  # [..., n_receiver, n-1, M+1]
-        if not self.everyone_hears:
-            got = got * self.heard.to(got)
-        return got.flatten(-2)  # [..., n_receiver, (n-1)(M+1)]
+        return self.table[labels].flatten(-2)[..., self.cols]
 
 
 def message_width(n_agents, n_labels):
@@ -99,10 +97,13 @@ class MessageMixin:
     def _build_inputs(self, batch, t):
         inputs = super()._build_inputs(batch, t)
         labels = self._acting_labels if self._acting_labels is not None else self.comm.labels(batch["obs"][:, t])
-        received = self.comm.received(labels)
-        return th.cat([inputs, received.reshape(inputs.shape[0], -1).to(inputs)], -1)
+        return th.cat([inputs, self.comm.received(labels).view(inputs.shape[0], -1).to(inputs)], -1)
 
+    @th.inference_mode()
     def select_actions(self, ep_batch, t_ep, t_env=0, bs=slice(None), test_mode=False):
+        """The base's selection on inputs with the received labels. Acting needs no gradients:
+        inference mode makes the base's ops cheaper too (bench/rgmcomm.py); the learner builds
+        its own inputs, with the same labels, through forward."""
         labels = self.comm.labels(ep_batch["obs"][:, t_ep])
         self._acting_labels = labels  # one generator pass per step, shared with _build_inputs
         try:
@@ -114,7 +115,7 @@ class MessageMixin:
         finally:
             self._acting_labels = None
         extra = dict(extra or {})
-        extra["messages"] = labels[bs].unsqueeze(1)
+        extra["messages"] = labels[bs].unsqueeze(-1)
         return actions, extra
 
     def __deepcopy__(self, memo):
@@ -136,7 +137,7 @@ class MessageMixin:
     def cuda(self):
         super().cuda()
         self.comm.generator.cuda()
-        self.comm.onehots = self.comm.onehots.cuda()
+        self.comm.table, self.comm.cols = self.comm.table.cuda(), self.comm.cols.cuda()
 
 
 _CLASSES: dict = {}
