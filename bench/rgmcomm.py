@@ -2,12 +2,18 @@
 
 1. action selection: ``mac.select_actions`` of the message controller (rgmcomm_maddpg: the host's
    MADDPG controller plus labels from the generators) against the same controller without
-   messages (maddpg), on mpe_tag with N predators and 8 envs, as the runner calls it. Goal: at
-   most 1.3x at N = 6. Generator widths: the paper's 1200 units (Appendix E.2), the 256 of the
-   scaled runs and 128. ``floor_<h>`` = (maddpg + one generator pass alone) / maddpg: the ratio
-   the controller would have if labels cost nothing but the generator's arithmetic;
-   ``ratio_null``: the message controller with the generator off (null labels: the wrapper alone);
-   ``episode_ratio_<h>``: the same for collecting whole episodes with the runner (env steps included).
+   messages (maddpg), on mpe_tag with N predators and 8 envs, as the runner calls it (every env
+   active: ``bs`` = all rows). Goal: at most 1.3x at N = 6. Generator widths: the paper's 1200
+   units (Appendix E.2), the 256 of the scaled runs and 128. The message controller acts in
+   inference mode, the host's controller does not (the runner calls it with autograd on):
+   ``inference_ratio_<h>`` divides by the host's controller in inference mode too, i.e. the cost
+   of the messages alone. ``floor_<h>`` = (maddpg + one generator pass alone) / maddpg: the ratio
+   if labels cost nothing but the generator's arithmetic; ``memory_floor_<h>`` = (maddpg + the
+   time to read the generator's weights once) / maddpg, with the read timed as a sum over a tensor
+   of the same size (``weight_mb``, ``read_gb_per_s``): no implementation that reads every weight
+   per step gets below it; ``ratio_null``: the generator off (null labels: the wrapper alone);
+   ``cpu_ratio_<h>``: ratio_<h> on the thread's CPU time; ``episode_ratio_<h>``: whole episodes
+   with the runner (env steps included).
 2. one generator update (Q-vector sampling + RIM loss + Adam step, all agents) against one
    update of the MADDPG learner underneath, on the same batch of 32 episodes; K1 = K2 = 256
    (public code) and 128 (scaled runs).
@@ -46,18 +52,25 @@ def build(alg, n, **extra):
     return offline(alg, "mpe_tag", updates)
 
 
-def rounds(settings, calls, n_rounds):
-    """settings: name -> callable; per round the median seconds of `calls` calls; median of rounds."""
+def rounds(settings, calls, n_rounds, cpu=None):
+    """settings: name -> callable; per round the median seconds of `calls` calls; median of rounds.
+    ``cpu``: a dict to fill with the same medians of the thread's CPU time (without the time other
+    processes held the core: on a loaded machine, long calls are preempted)."""
     per = {k: [] for k in settings}
+    per_cpu = {k: [] for k in settings}
     names = list(settings)
     for r in range(n_rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
-            times = []
+            times, cpu_times = [], []
             for _ in range(calls):
-                t0 = time.perf_counter()
+                c0, t0 = time.thread_time(), time.perf_counter()
                 settings[name]()
                 times.append(time.perf_counter() - t0)
+                cpu_times.append(time.thread_time() - c0)
             per[name].append(statistics.median(times))
+            per_cpu[name].append(statistics.median(cpu_times))
+    if cpu is not None:
+        cpu.update({k: statistics.median(v) for k, v in per_cpu.items()})
     return {k: statistics.median(v) for k, v in per.items()}
 
 
@@ -65,34 +78,51 @@ WIDTHS = (1200, 256, 128)
 
 
 def selection(n, n_rounds):
-    """select_actions of maddpg and of rgmcomm_maddpg with each generator width, plus the labels
-    alone (one generator pass for all agents, with its weights hot in cache: what a message costs at
-    the least); and whole episodes of the runner (8 envs x 25 steps, env steps included)."""
-    settings, episodes = {}, {}
+    """select_actions of maddpg (with autograd on, as the runner calls it, and in inference mode)
+    and of rgmcomm_maddpg with each generator width, plus the labels alone (one generator pass
+    for all agents) and a read of as many bytes as the generator's weights; and whole episodes of
+    the runner (8 envs x 25 steps, env steps included)."""
+    from marlkit.runners import ALL
+
+    settings, episodes, weight_bytes = {}, {}, {}
     for name, alg, extra in (("maddpg", "maddpg", {}), ("rgmcomm_null", "rgmcomm_maddpg", {"rgm_gen_hidden": 128}),
                              *((f"rgmcomm_{h}", "rgmcomm_maddpg", {"rgm_gen_hidden": h}) for h in WIDTHS)):
         args, runner, buffer, mac, learner = build(alg, n, **extra)
         if hasattr(mac, "comm"):
             mac.comm.active = name != "rgmcomm_null"  # null labels: the wrapper without a generator pass
         batch, _ = runner.run(test_mode=False)
-        envs = np.arange(runner.batch_size)
         state = {"t": 0}
 
         def call(mac=mac, batch=batch, runner=runner, state=state):
             if state["t"] == 0:
                 mac.init_hidden(runner.batch_size)
-            runner._select(batch, state["t"], envs, False)
+            runner._select(batch, state["t"], ALL, False)
             state["t"] = (state["t"] + 1) % 25
         settings[name] = call
+        if name == "maddpg":
+            def in_inference(call=call):
+                with th.inference_mode():
+                    call()
+            settings["maddpg_inference"] = in_inference
         if getattr(getattr(mac, "comm", None), "active", False):
-            obs = batch["obs"][:, 0]
-            settings[f"labels_{extra['rgm_gen_hidden']}"] = lambda comm=mac.comm, obs=obs: comm.labels(obs)
+            h, obs = extra["rgm_gen_hidden"], batch["obs"][:, 0]
+            settings[f"labels_{h}"] = lambda comm=mac.comm, obs=obs: comm.labels(obs)
+            weight_bytes[h] = sum(p.numel() * p.element_size() for p in mac.comm.generator.parameters())
+            weights = th.ones(weight_bytes[h] // 4)
+            settings[f"read_{h}"] = weights.sum
         episodes[name] = lambda runner=runner: runner.run(test_mode=False)
-    sec = rounds(settings, 25, n_rounds)
-    out = {"seconds": sec, "ratio_null": sec["rgmcomm_null"] / sec["maddpg"]}
+    cpu = {}
+    sec = rounds(settings, 25, n_rounds, cpu)
+    out = {"seconds": sec, "cpu_seconds": cpu, "ratio_null": sec["rgmcomm_null"] / sec["maddpg"],
+           "inference_ratio_null": sec["rgmcomm_null"] / sec["maddpg_inference"]}
     for h in WIDTHS:
         out[f"ratio_{h}"] = sec[f"rgmcomm_{h}"] / sec["maddpg"]
+        out[f"cpu_ratio_{h}"] = cpu[f"rgmcomm_{h}"] / cpu["maddpg"]
+        out[f"inference_ratio_{h}"] = sec[f"rgmcomm_{h}"] / sec["maddpg_inference"]
         out[f"floor_{h}"] = (sec["maddpg"] + sec[f"labels_{h}"]) / sec["maddpg"]  # base + the generator pass
+        out[f"memory_floor_{h}"] = (sec["maddpg"] + sec[f"read_{h}"]) / sec["maddpg"]
+        out[f"weight_mb_{h}"] = weight_bytes[h] / 1e6
+        out[f"read_gb_per_s_{h}"] = weight_bytes[h] / sec[f"read_{h}"] / 1e9
     ep = rounds(episodes, 2, n_rounds)
     out["episode_seconds"] = ep
     for h in WIDTHS:

@@ -19,6 +19,7 @@ import inspect
 import os
 
 import torch as th
+import torch.nn.functional as F
 
 from marlkit import host
 from marlkit.errors import SuiteError
@@ -33,13 +34,14 @@ class Comm:
     def __init__(self, generator, n_labels, senders, null_label):
         self.generator, self.n_labels = generator, n_labels
         n, m = len(senders), n_labels + 1
-        # Received one-hots as two lookups: table[labels] holds each sender's one-hot plus a zero
-        # slot (m + 1 columns per sender), and cols[i] picks, for receiver i, the one-hot of every
-        # other sender in agent order, or that sender's zero slot where i does not hear it.
+        # Received one-hots as two lookups (cheaper than advanced indexing): table[label] is the
+        # sender's one-hot plus a zero slot (m + 1 columns per sender); cols lists, receiver by
+        # receiver, the columns of every other sender's one-hot in agent order, or that sender's
+        # zero slot where the receiver does not hear it.
         self.table = th.eye(m, m + 1)
         others = [[j for j in range(n) if j != i] for i in range(n)]
-        self.cols = th.tensor([[j * (m + 1) + (k if senders[i, j] else m) for j in others[i] for k in range(m)]
-                               for i in range(n)], dtype=th.long).reshape(n, (n - 1) * m)
+        self.cols = th.tensor([j * (m + 1) + (k if senders[i, j] else m) for i in range(n) for j in others[i]
+                               for k in range(m)], dtype=th.long)
         self.null_label = null_label
         self.active = not null_label
 
@@ -50,8 +52,9 @@ class Comm:
         return self.generator.labels(obs)
 
     def received(self, labels):
-        """labels [..., n] -> each receiver's input [..., n, (n - 1) * (|M| + 1)]."""
-        return self.table[labels].flatten(-2)[..., self.cols]
+        """labels [batch, n] -> the receivers' inputs one after the other, [batch, n * (n - 1) * (|M| + 1)]."""
+        sent = F.embedding(labels, self.table).flatten(1)  # [batch, n * (|M| + 2)]
+        return sent.index_select(1, self.cols)
 
 
 def message_width(n_agents, n_labels):
@@ -97,7 +100,7 @@ class MessageMixin:
     def _build_inputs(self, batch, t):
         inputs = super()._build_inputs(batch, t)
         labels = self._acting_labels if self._acting_labels is not None else self.comm.labels(batch["obs"][:, t])
-        return th.cat([inputs, self.comm.received(labels).view(inputs.shape[0], -1).to(inputs)], -1)
+        return th.cat([inputs, self.comm.received(labels).view(inputs.shape[0], -1)], -1)
 
     @th.inference_mode()
     def select_actions(self, ep_batch, t_ep, t_env=0, bs=slice(None), test_mode=False):
