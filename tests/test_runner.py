@@ -59,12 +59,12 @@ class FixedMAC:
         return th.ones(rows, 2, dtype=th.long), {}
 
 
-def make_runner(ends, limit):
+def make_runner(ends, limit, mac=None):
     args = runner_args(test_nepisode=len(ends), env="scripted")
     env = Scripted(ends, limit)
     runner, logger = Runner(args, Stats(), env), None
     scheme, groups, preprocess = build_scheme(args, env.get_env_info(), get_registry())
-    runner.setup(scheme, groups, preprocess, FixedMAC())
+    runner.setup(scheme, groups, preprocess, mac or FixedMAC())
     return runner
 
 
@@ -82,6 +82,18 @@ def test_termination_truncation_and_masks():
     assert batch["obs"][0, 2, 0, 0] == 2 and batch["obs"][1, 3, 0, 0] == 3
     assert returns == [3.0, 6.0] and runner.t_env == 5
     assert runner.logger.logged["battle_won_mean"] == 0.5 and runner.logger.logged["ep_length_mean"] == 2.5
+
+
+def test_actions_are_selected_without_an_autograd_graph():
+    seen = []
+
+    class Recording(FixedMAC):
+        def select_actions(self, batch, t_ep, t_env, bs, test_mode=False):
+            seen.append(th.is_grad_enabled())
+            return super().select_actions(batch, t_ep, t_env, bs, test_mode)
+
+    make_runner(ends=[2, 2], limit=3, mac=Recording()).run()
+    assert seen and not any(seen) and th.is_grad_enabled()
 
 
 def test_test_episodes_do_not_count_env_steps():

@@ -112,6 +112,7 @@ class Runner:
         self._record(test_mode, returns, lengths, final_infos)
         return batch, returns.tolist()
 
+    @th.no_grad()  # acting needs no autograd graph (pymarl's runners build one at every step)
     def _select(self, batch, t, envs, test_mode):
         if self._mac_takes_bs:
             return _split(self.mac.select_actions(batch, t_ep=t, t_env=self.t_env, bs=envs, test_mode=test_mode))
