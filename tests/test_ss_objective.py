@@ -204,9 +204,39 @@ def test_suggestion_heads_on_neighbour_samples_only_match_dense_evaluation():
     sparse = policies.all_logits(state, nbr)
     idx = th.arange(n)
     assert th.allclose(sparse[idx, idx], dense[idx, idx], atol=1e-6)
-    on = nbr.bool()
+    on = nbr.bool() | nbr.bool().transpose(0, 1)  # i's neighbours' heads, and the heads i's neighbours read
     assert th.allclose(sparse[on], dense[on], atol=1e-6) and (sparse[~on & ~th.eye(n, dtype=th.bool)[..., None]] == 0).all()
     weight = th.randn_like(dense)
     (g_dense,) = th.autograd.grad(((dense * weight)[on].sum() + (dense * weight)[idx, idx].sum()), policies.net.weights[0])
     (g_sparse,) = th.autograd.grad(((sparse * weight)[on].sum() + (sparse * weight)[idx, idx].sum()), policies.net.weights[0])
     assert th.allclose(g_dense, g_sparse, atol=1e-5)
+
+
+def test_sparse_heads_give_eq16_of_the_dense_heads_with_one_way_neighbours():
+    """Random-m neighbourhoods are not symmetric: when j is i's neighbour but not the reverse,
+    agent i's penalty (c) still reads j's suggestion pi^{ji}, so that head must be evaluated too."""
+    from types import SimpleNamespace
+
+    import torch.nn.functional as F
+
+    from plugins.ss.nets import SSPolicies
+
+    n, M, S, A = 4, 6, 5, 3
+    g = th.Generator().manual_seed(3)
+    policies = SSPolicies(S, SimpleNamespace(n_agents=n, n_actions=A, ss_suggestions=True, ss_actor_hidden=[8, 6]))
+    state = th.randn(M, S, generator=g)
+    nbr = th.zeros(n, n, M)
+    nbr[0, 1] = 1.0   # 0 hears 1, 1 does not hear 0
+    nbr[2, 3, :3] = 1.0
+    actions = th.randint(A, (n, M), generator=g)
+    behaviour = th.log(th.rand(n, M, generator=g) * 0.8 + 0.1)
+    adv = th.randn(n, M, generator=g)
+
+    def objective(logits):
+        log_pi = F.log_softmax(logits, -1)
+        p, idx = log_pi.exp(), th.arange(n)
+        taken = log_pi.gather(-1, actions.expand(n, n, M).unsqueeze(-1)).squeeze(-1)
+        return eq16(adv, th.ones(M), actions, taken[idx, idx], behaviour, taken, p[idx, idx], p,
+                    exchange(p, behaviour), nbr, 0.2, 1.0).objective
+
+    assert th.allclose(objective(policies.all_logits(state, nbr)), objective(policies.all_logits(state)), atol=1e-6)

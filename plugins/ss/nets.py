@@ -113,14 +113,16 @@ class SSPolicies(nn.Module):
         """How ``all_logits`` evaluates the heads on a batch, fixed for all K iterations of an update.
 
         A suggestion head pi^{ij} enters Eq. 16 only on the samples where j is i's neighbour
-        (``nbr`` [N, N, M] > 0), so it is evaluated only there: the active pairs, sorted by their
-        sample count, go in a few buckets, each padded to its largest count. Returns None (dense
-        evaluation) without suggestions, without ``nbr``, or when most pairs are neighbours anyway.
+        (``nbr`` [N, N, M] > 0: agent i's xi_{N_i} and penalty (b)) or i is j's (agent j's penalty
+        (c) reads pi^{ij} as the suggestion it receives), so it is evaluated only there: the active
+        pairs, sorted by their sample count, go in a few buckets, each padded to its largest count.
+        Returns None (dense evaluation) without suggestions, without ``nbr``, or when most pairs
+        are neighbours anyway.
         """
         if not self.suggest or nbr is None or nbr.mean() > 0.5:
             return None
         n, M = self.n, state.shape[0]
-        active = nbr > 0
+        active = (nbr > 0) | (nbr > 0).transpose(0, 1)  # neighbourhoods need not be symmetric (random m)
         pairs = active.any(-1).nonzero()                                        # [P, 2] pairs (i, j)
         pairs = pairs[active[pairs[:, 0], pairs[:, 1]].sum(-1).argsort(descending=True)]
         chunks = pairs.tensor_split(min(self.buckets, len(pairs))) if len(pairs) else ()
