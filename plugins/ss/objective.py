@@ -14,13 +14,48 @@ For agent i on samples (s, a) drawn with the old joint policy:
 pi^{jj}, pi^{ji} and pi^{jj}_old come from agent j's messages (exchange.py) and are constants for
 agent i; the indicator sets are evaluated at the current parameters and carry no gradient.
 Everything is computed for all agents at once; agent i's terms depend on agent i's networks only,
-so the sum over agents has exactly the per-agent gradients.
+so the sum over agents has exactly the per-agent gradients. The distributions come as rows
+[R, A] (one row per head and sample it was evaluated on, nets.Plan); the sums over j in N_i run
+over ``Links``, one entry per (i, j in N_i, sample), so only neighbour pairs cost anything.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch as th
+
+
+@dataclass
+class Links:
+    """Where Eq. 16 reads its distributions: one entry e per (i, j, m) with j in N_i at sample m.
+
+    own [N * M]   row of pi^{ii}(.|s_m), at i * M + m
+    at [E]        i * M + m: agent i's sample (sums over j land here; A_i, pi^{ii} are read here)
+    recv [E]      j * M + m: the neighbour's sample (pi^{jj}_old(a_j|s_m) is read here)
+    pair [E]      row of pi^{ij}(.|s_m), agent i's suggestion for j
+    mirror [E]    row of pi^{ji}(.|s_m), j's suggestion for i (received)
+    actual [E]    row of pi^{jj}(.|s_m), j's own policy (received)
+    own_at [E]    row of pi^{ii}(.|s_m)
+    """
+
+    own: th.Tensor
+    at: th.Tensor
+    recv: th.Tensor
+    pair: th.Tensor
+    mirror: th.Tensor
+    actual: th.Tensor
+    own_at: th.Tensor
+
+    @staticmethod
+    def build(nbr, rows):
+        """From the neighbour mask nbr [N, N, M] (1 where j in N_i) and rows [N, N, M] (the row of
+        head (i, j) on sample m; every head a link reads must have one)."""
+        n, _, M = nbr.shape
+        idx = th.arange(n, device=rows.device)
+        own = rows[idx, idx].reshape(-1)
+        i, j, m = (nbr > 0).nonzero(as_tuple=True)
+        at, recv = i * M + m, j * M + m
+        return Links(own, at, recv, rows[i, j, m], rows[j, i, m], own[recv], own[at])
 
 
 @dataclass
@@ -39,32 +74,31 @@ def masked_mean(x, mask):
     return (x * mask).sum(-1) / mask.sum().clamp(min=1)
 
 
-def eq16(adv, mask, actions, log_own, old_own, log_sugg, dist_own, dist_sugg, msgs, nbr, eps, rho):
+def eq16(adv, mask, log_own, old_own, log_taken, dist, msgs, links, eps, rho):
     """J_i of Eq. 16 for every agent i.
 
-    adv [N, M] (A_i), mask [M], actions [N, M] (a_j, long), log_own [N, M] (log pi^{ii}(a_i|s)),
-    old_own [N, M] (log pi^{ii}_old(a_i|s)), log_sugg [N, N, M] (log pi^{ij}(a_j|s), diagonal unused)
-    or None, dist_own [N, M, A], dist_sugg [N, N, M, A] or None, msgs: exchange.Messages,
-    nbr [N, N, M] (1 where j in N_i, zero diagonal).
+    adv [N, M] (A_i), mask [M], log_own [N, M] (log pi^{ii}(a_i|s)), old_own [N, M]
+    (log pi^{ii}_old(a_i|s)); log_taken [R] and dist [R, A]: every row's log-probability of its
+    target agent's taken action and its distribution (agent i's own rows carry i's gradients),
+    msgs: exchange.Messages (the same rows as sent, constants), links: where j in N_i.
     """
+    n, M = adv.shape
     kappa = masked_mean(adv.abs(), mask).detach()
     ratio = th.exp(log_own - old_own)
-    if log_sugg is None:  # no suggestion policies: xi_{N_i} = 1 and no penalties
+    if len(links.at) == 0:  # no neighbours (or no suggestion policies): xi_{N_i} = 1 and no penalties
         xi_n = th.ones_like(ratio)
         penalty = th.zeros_like(ratio)
     else:
-        xi_n = th.exp((nbr * (log_sugg - msgs.behaviour.unsqueeze(0))).sum(1))
-        # pi^{jj}(a_j|s) and pi^{ji}(a_i|s) as received
-        actual_taken = msgs.actual.gather(-1, actions.unsqueeze(-1)).squeeze(-1)           # [N(j), M]
-        idx = actions.unsqueeze(0).unsqueeze(-1).expand(msgs.suggestions.shape[0], -1, -1, 1)
-        sugg_for_me = msgs.suggestions.gather(-1, idx).squeeze(-1).transpose(0, 1)        # [N(i), N(j), M] = pi^{ji}(a_i|s)
-        A = adv.unsqueeze(1)                                                               # [N(i), 1, M]
+        log_ij = log_taken[links.pair]                                            # log pi^{ij}(a_j|s)
+        xi_n = th.exp(adv.new_zeros(n * M).index_add(0, links.at, log_ij - msgs.behaviour.reshape(-1)[links.recv]))
         with th.no_grad():
-            in_xij = (log_sugg.exp() / actual_taken.unsqueeze(0) * A >= A).float()
-            in_xii = (log_own.exp().unsqueeze(1) / sugg_for_me * A >= A).float()
-        gap_ij = ((dist_sugg - msgs.actual.unsqueeze(0)) ** 2).sum(-1)                     # ||pi^{ij} - pi^{jj}||^2
-        gap_ii = ((dist_own.unsqueeze(1) - msgs.suggestions.transpose(0, 1)) ** 2).sum(-1) # ||pi^{ii} - pi^{ji}||^2
-        penalty = kappa[:, None] * rho * (nbr * (in_xij * gap_ij + in_xii * gap_ii)).sum(1)
+            A = adv.reshape(-1)[links.at]
+            in_xij = (log_ij.exp() / msgs.taken[links.actual] * A >= A).float()   # pi^{ij}(a_j|s) / pi^{jj}(a_j|s)
+            in_xii = (log_own.reshape(-1)[links.at].exp() / msgs.taken[links.mirror] * A >= A).float()  # / pi^{ji}(a_i|s)
+        gap_ij = ((dist[links.pair] - msgs.dist[links.actual]) ** 2).sum(-1)     # ||pi^{ij} - pi^{jj}||^2
+        gap_ii = ((dist[links.own_at] - msgs.dist[links.mirror]) ** 2).sum(-1)   # ||pi^{ii} - pi^{ji}||^2
+        both = adv.new_zeros(n * M).index_add(0, links.at, in_xij * gap_ij + in_xii * gap_ii)
+        xi_n, penalty = xi_n.view(n, M), kappa[:, None] * rho * both.view(n, M)
     surrogate = th.min(ratio * xi_n * adv, ratio.clamp(1 - eps, 1 + eps) * xi_n * adv)
     return Terms(masked_mean(surrogate - penalty, mask), masked_mean(surrogate, mask), masked_mean(penalty, mask),
                  kappa, xi_n)
