@@ -109,8 +109,8 @@ class SSLearner(ModelFiles):
         self.value_norm = ValueNorm(self.value_groups)
         self.actor_optimiser = th.optim.Adam(mac.parameters(), lr=args.ss_actor_lr, fused=True)
         self.critic_optimiser = th.optim.Adam(self.critic.parameters(), lr=args.ss_critic_lr, fused=True)
-        for p in [*mac.parameters(), *self.critic.parameters()]:  # gradients accumulate in place (no
-            p.grad = th.zeros_like(p)                             # reallocation per step; see zero_grad)
+        for p in self.critic.parameters():  # critic gradients accumulate in place (no reallocation per
+            p.grad = th.zeros_like(p)       # step); the actor's backward makes fresh full-size gradients
         self.generator = th.Generator().manual_seed(int(args.seed))
         self.updates = 0
         self.log_stats_t = -args.learner_log_interval - 1
@@ -190,7 +190,7 @@ class SSLearner(ModelFiles):
                 own = links.own
                 entropy = -(probs[own] * log_pi[own].clamp(min=-1e4)).sum(-1).view(n, M)
                 loss = loss - args.ss_entropy_coef * masked_mean(entropy, m).sum()
-            self.actor_optimiser.zero_grad(set_to_none=False)
+            self.actor_optimiser.zero_grad(set_to_none=True)       # .grad <- the fresh gradient, no add
             loss.backward()
             self.actor_optimiser.step()
 

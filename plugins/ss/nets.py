@@ -7,8 +7,6 @@ group is initialised like ``nn.Linear`` would initialise it on its own.
 from __future__ import annotations
 
 import math
-import weakref
-
 from dataclasses import dataclass
 
 import torch as th
@@ -16,36 +14,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .objective import Links
-
-
-class _GatherGroups(th.autograd.Function):
-    """``weight.index_select(0, index).split(sizes)`` whose backward scatters into a lent buffer.
-
-    Autograd's own backward allocates a fresh full-size zero gradient on every call (and a cat
-    for the split); for the N^2 stacked policy heads that allocation (page faults, not
-    arithmetic) cost more than the sparse heads saved. The returned gradient is the buffer;
-    ``GroupMLP._lend`` never lends a buffer that a live graph still holds, so two gathers of one
-    parameter in one graph write to different buffers (autograd sums them correctly)."""
-
-    @staticmethod
-    def forward(ctx, weight, index, sizes, buffer, lease):
-        ctx.save_for_backward(index)
-        ctx.sizes, ctx.buffer, ctx.lease = sizes, buffer, lease  # the graph holds the lease until freed
-        ctx.set_materialize_grads(False)
-        return weight.index_select(0, index).split(sizes)
-
-    @staticmethod
-    def backward(ctx, *grads):
-        (index,) = ctx.saved_tensors
-        buffer = ctx.buffer.zero_()
-        for part, grad in zip(index.split(ctx.sizes), grads):
-            if grad is not None:
-                buffer.index_add_(0, part, grad)
-        return buffer, None, None, None, None
-
-
-class _Lease:
-    """Held by the graph of one gather (``ctx.lease``); its buffer is free once the graph is gone."""
 
 
 class GroupMLP(nn.Module):
@@ -72,32 +40,15 @@ class GroupMLP(nn.Module):
     def select(self, index, sizes):
         """The weights of groups ``index`` (None: all, in order), split into consecutive parts of
         ``sizes`` groups: a list (one per part) of (weights, biases) for ``apply_layers``. One
-        gather per parameter keeps the backward to one scatter into the full-size gradient."""
+        gather per parameter (not one per part) keeps the backward to one full-size gradient per
+        parameter and step, which the optimiser takes over as ``.grad`` (zero_grad(set_to_none))."""
         params = [*self.weights, *self.biases]
         if index is None:
             parts = [p.split(sizes) if len(sizes) > 1 else (p,) for p in params]
-        elif th.is_grad_enabled() and params[0].requires_grad:
-            parts = []
-            for p in params:
-                lease = _Lease()
-                parts.append(_GatherGroups.apply(p, index, sizes, self._lend(p, lease), lease))
         else:
             parts = [p.index_select(0, index).split(sizes) for p in params]
         W, b = parts[:len(self.weights)], parts[len(self.weights):]
         return [([w[k] for w in W], [v[k] for v in b]) for k in range(len(sizes))]
-
-    def _lend(self, p, lease):
-        """A gradient buffer for ``p`` that no live graph holds, now held by ``lease``."""
-        if not hasattr(self, "_grad_pool"):
-            self._grad_pool = {}
-        pool = self._grad_pool.setdefault(id(p), [])
-        pool[:] = [e for e in pool if e[0].shape == p.shape and e[0].device == p.device]
-        for entry in pool:
-            if entry[1]() is None:
-                entry[1] = weakref.ref(lease)
-                return entry[0]
-        pool.append([th.zeros_like(p), weakref.ref(lease)])
-        return pool[-1][0]
 
     @staticmethod
     def apply_layers(x, W, b):
