@@ -303,3 +303,24 @@ def test_a_parameter_gathered_twice_in_one_graph_gets_both_gradients():
     expected = (net(x, index) ** 2).sum() + (net(x, index[1:2]) * 3).sum()
     for got, want in zip(grads, th.autograd.grad(expected, list(net.parameters()))):
         assert th.allclose(got, want, atol=1e-6)
+
+
+def test_buckets_minimise_padded_rows_plus_a_cost_per_bucket():
+    import itertools
+
+    from plugins.ss.nets import buckets
+
+    def cost(sizes, counts, per_bucket):
+        starts = [sum(sizes[:k]) for k in range(len(sizes))]
+        return sum(size * counts[s] for size, s in zip(sizes, starts)) + per_bucket * len(sizes)
+
+    g = th.Generator().manual_seed(5)
+    for P in range(1, 7):
+        counts = sorted(th.randint(1, 40, (P,), generator=g).tolist(), reverse=True)
+        for per_bucket in (0, 7, 30):
+            sizes = buckets(counts, per_bucket)
+            assert sum(sizes) == P and all(s > 0 for s in sizes)
+            cuts = [c for r in range(P) for c in itertools.combinations(range(1, P), r)]
+            brute = min(cost([b - a for a, b in zip((0, *c), (*c, P))], counts, per_bucket) for c in cuts)
+            assert cost(sizes, counts, per_bucket) == brute
+    assert buckets([], 5) == [] and buckets([9, 9, 9], 1) == [3] and buckets([50, 1], 0) == [1, 1]

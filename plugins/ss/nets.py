@@ -69,6 +69,22 @@ class GroupMLP(nn.Module):
                 p.copy_(th.einsum("gk,k...->g...", weights.to(p.dtype), p))
 
 
+def buckets(counts, cost):
+    """Split heads with sample counts ``counts`` (descending) into consecutive buckets, each
+    padded to its first count, minimising padded rows + ``cost`` per bucket (exact, by dynamic
+    programming over the split points). Returns the bucket sizes."""
+    best, cut = [0], [0]
+    for end in range(1, len(counts) + 1):
+        total, start = min((best[s] + (end - s) * counts[s] + cost, s) for s in range(end))
+        best.append(total)
+        cut.append(start)
+    sizes, end = [], len(counts)
+    while end > 0:
+        sizes.append(end - cut[end])
+        end = cut[end]
+    return sizes[::-1]
+
+
 @dataclass
 class Plan:
     """How ``SSPolicies.logits`` evaluates the heads on one batch: fixed for the K iterations.
@@ -97,7 +113,7 @@ class SSPolicies(nn.Module):
         super().__init__()
         n = args.n_agents
         self.n, self.suggest = n, bool(args.ss_suggestions)
-        self.buckets = 8  # sparse evaluation: pair buckets padded separately
+        self.bucket_cost = 128  # sparse evaluation: one more bucket costs about as much as 128 padded rows
         self.net = GroupMLP(n * n if self.suggest else n, input_shape, list(args.ss_actor_hidden), args.n_actions)
         own = th.arange(n) * (n + 1) if self.suggest else th.arange(n)
         self.register_buffer("own_groups", own, persistent=False)
@@ -118,7 +134,7 @@ class SSPolicies(nn.Module):
         A suggestion head pi^{ij} enters Eq. 16 only on the samples where j is i's neighbour
         (agent i's xi_{N_i} and penalty (b)) or i is j's (agent j's penalty (c) reads pi^{ij} as
         the suggestion it receives), so it is evaluated only there: the active pairs, sorted by
-        their sample count, go in a few buckets, each padded to its largest count; the own
+        their sample count, go in a few buckets, each padded to its largest count (``buckets``); the own
         policies come first, on every sample. When most pairs are active anyway, every head is
         evaluated on every sample instead (no gather, no padding).
         """
@@ -132,22 +148,25 @@ class SSPolicies(nn.Module):
         if active.float().mean() > 0.5:  # every head on every sample, row (i * N + j) * M + m
             cells = th.arange(n * n * M, device=dev)
             return Plan(None, [n * n], [state], cells % (n * M), Links.build(nbr, cells.view(n, n, M)))
-        pairs = active.any(-1).nonzero()                                        # [P, 2] pairs (i, j)
-        pairs = pairs[active[pairs[:, 0], pairs[:, 1]].sum(-1).argsort(descending=True)]
-        chunks = pairs.tensor_split(min(self.buckets, len(pairs))) if len(pairs) else ()
+        counts = active.sum(-1).view(-1)                                        # samples per head g = i * N + j
+        heads = counts.nonzero().squeeze(-1)
+        heads = heads[counts[heads].argsort(descending=True, stable=True)]      # the P active pairs, busiest first
+        counts = counts[heads].tolist()
+        order = th.argsort((~active.view(n * n, M)[heads]).to(th.int8), dim=-1, stable=True)  # their samples first
         own_cells = (self.own_groups.unsqueeze(1) * M + th.arange(M, device=dev)).reshape(-1)  # [N * M]
         inputs, sizes, cells, target = [state], [n], [own_cells], [th.arange(n * M, device=dev)]
-        for chunk in chunks:
-            act = active[chunk[:, 0], chunk[:, 1]]                              # [P, M]
-            K = int(act.sum(-1).max())
-            order = th.argsort((~act).to(th.int8), dim=-1, stable=True)[:, :K]  # their samples first
-            inputs.append(state[order])                                         # [P, K, S]; padding unused
-            sizes.append(len(chunk))
-            cells.append(((chunk[:, 0] * n + chunk[:, 1]).unsqueeze(1) * M + order).reshape(-1))
-            target.append((chunk[:, 1].unsqueeze(1) * M + order).reshape(-1))
+        start = 0
+        for size in buckets(counts, self.bucket_cost):                          # consecutive heads
+            stop = start + size
+            o = order[start:stop, :counts[start]]                              # [P_b, K_b], padded to the largest
+            inputs.append(state[o])                                             # [P_b, K_b, S]; padding unused
+            sizes.append(size)
+            cells.append((heads[start:stop, None] * M + o).reshape(-1))
+            target.append((heads[start:stop, None] % n * M + o).reshape(-1))
+            start = stop
         cells = th.cat(cells)
         rows.view(-1)[cells] = th.arange(len(cells), device=dev)               # each cell once: no clash
-        groups = th.cat([self.own_groups, pairs[:, 0] * n + pairs[:, 1]])
+        groups = th.cat([self.own_groups, heads])
         return Plan(groups, sizes, inputs, th.cat(target), Links.build(nbr, rows))
 
     def logits(self, plan):
