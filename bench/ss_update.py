@@ -62,6 +62,7 @@ def main(argv=None):
         learners[alg] = learner
         learner.train(batch, t_env, 0)  # warm-up (allocations, first-use costs)
 
+    load_before = os.getloadavg()
     per_call = {alg: [] for alg in ALGS}  # wall seconds per call, one entry per round
     cpu_call = {alg: [] for alg in ALGS}  # this process's CPU seconds per call (less sensitive to load)
     for r in range(opts.rounds):
@@ -88,6 +89,7 @@ def main(argv=None):
         "cpu_seconds_per_call_rounds": {k: [round(x, 5) for x in v] for k, v in cpu_call.items()},
         "cpu_ratio_ss_over_ippo": round(cpu_median["ss"] / cpu_median["ss_ippo"], 3),
         "machine": {"python": platform.python_version(), "torch": th.__version__, "cpus": os.cpu_count(),
+                    "load_average_1min": {"start": round(load_before[0], 2), "end": round(os.getloadavg()[0], 2)},
                     "note": "shared CPU: other jobs ran alongside; the ratio is the result, not absolute times"},
     }
     write_json(opts.out, result)

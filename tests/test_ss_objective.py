@@ -287,7 +287,10 @@ def test_planned_rows_are_the_heads_on_their_samples():
     assert th.allclose(rows[links.own], dense[cells[th.arange(n), th.arange(n)].reshape(-1)], atol=1e-6)
     i, j, m = nbr.nonzero(as_tuple=True)
     assert th.allclose(rows[links.pair], dense[cells[i, j, m]], atol=1e-6)
-    assert th.allclose(rows[links.mirror], dense[cells[j, i, m]], atol=1e-6)   # pi^{ji}: 1 does not hear 0
+    E = len(links.at)
+    assert th.allclose(rows[links.theirs[E:]], dense[cells[j, i, m]], atol=1e-6)  # pi^{ji}: 1 does not hear 0
+    assert th.allclose(rows[links.theirs[:E]], dense[cells[j, j, m]], atol=1e-6)  # pi^{jj}
+    assert th.allclose(rows[links.mine], dense[th.cat([cells[i, j, m], cells[i, i, m]])], atol=1e-6)
     assert th.equal(plan.target[links.pair], j * M + m) and th.equal(plan.target[links.own], th.arange(n * M))
     assert len(rows) < n * n * M and sum(plan.sizes) - n == 4    # only pairs (0,1), (1,0), (2,3), (3,2)
 

@@ -24,7 +24,7 @@ class Messages:
     """Action distributions the agents send, on the rows of one batch (nets.Plan: one row per head
     and sample it was evaluated on). Agent j's rows are its own policy pi^{jj}(. | s) and its
     suggestions pi^{ji}(. | s); a receiver i reads pi^{jj} and pi^{ji} of its neighbours j only
-    (objective.Links.actual, .mirror).
+    (objective.Links.theirs).
 
     dist       [R, A]   the distributions
     taken      [R]      each row's probability of its target agent's taken action

@@ -30,21 +30,19 @@ class Links:
     """Where Eq. 16 reads its distributions: one entry e per (i, j, m) with j in N_i at sample m.
 
     own [N * M]   row of pi^{ii}(.|s_m), at i * M + m
-    at [E]        i * M + m: agent i's sample (sums over j land here; A_i, pi^{ii} are read here)
+    at [E]        i * M + m: agent i's sample (sums over j land here; A_i is read here)
     recv [E]      j * M + m: the neighbour's sample (pi^{jj}_old(a_j|s_m) is read here)
     pair [E]      row of pi^{ij}(.|s_m), agent i's suggestion for j
-    mirror [E]    row of pi^{ji}(.|s_m), j's suggestion for i (received)
-    actual [E]    row of pi^{jj}(.|s_m), j's own policy (received)
-    own_at [E]    row of pi^{ii}(.|s_m)
+    mine, theirs [2E]  the two discrepancies of entry e as row pairs: (pi^{ij}, pi^{jj}) for
+                  penalty (b), then (pi^{ii}, pi^{ji}) for penalty (c); ``theirs`` are received
     """
 
     own: th.Tensor
     at: th.Tensor
     recv: th.Tensor
     pair: th.Tensor
-    mirror: th.Tensor
-    actual: th.Tensor
-    own_at: th.Tensor
+    mine: th.Tensor
+    theirs: th.Tensor
 
     @staticmethod
     def build(nbr, rows):
@@ -54,8 +52,8 @@ class Links:
         idx = th.arange(n, device=rows.device)
         own = rows[idx, idx].reshape(-1)
         i, j, m = (nbr > 0).nonzero(as_tuple=True)
-        at, recv = i * M + m, j * M + m
-        return Links(own, at, recv, rows[i, j, m], rows[j, i, m], own[recv], own[at])
+        at, recv, pair = i * M + m, j * M + m, rows[i, j, m]
+        return Links(own, at, recv, pair, th.cat([pair, own[at]]), th.cat([own[recv], rows[j, i, m]]))
 
 
 @dataclass
@@ -89,15 +87,13 @@ def eq16(adv, mask, log_own, old_own, log_taken, dist, msgs, links, eps, rho):
         xi_n = th.ones_like(ratio)
         penalty = th.zeros_like(ratio)
     else:
-        log_ij = log_taken[links.pair]                                            # log pi^{ij}(a_j|s)
-        xi_n = th.exp(adv.new_zeros(n * M).index_add(0, links.at, log_ij - msgs.behaviour.reshape(-1)[links.recv]))
-        with th.no_grad():
-            A = adv.reshape(-1)[links.at]
-            in_xij = (log_ij.exp() / msgs.taken[links.actual] * A >= A).float()   # pi^{ij}(a_j|s) / pi^{jj}(a_j|s)
-            in_xii = (log_own.reshape(-1)[links.at].exp() / msgs.taken[links.mirror] * A >= A).float()  # / pi^{ji}(a_i|s)
-        gap_ij = ((dist[links.pair] - msgs.dist[links.actual]) ** 2).sum(-1)     # ||pi^{ij} - pi^{jj}||^2
-        gap_ii = ((dist[links.own_at] - msgs.dist[links.mirror]) ** 2).sum(-1)   # ||pi^{ii} - pi^{ji}||^2
-        both = adv.new_zeros(n * M).index_add(0, links.at, in_xij * gap_ij + in_xii * gap_ii)
+        xi_n = th.exp(adv.new_zeros(n * M).index_add(0, links.at, log_taken[links.pair] - msgs.behaviour.reshape(-1)[links.recv]))
+        at = links.at.repeat(2)                                                   # (b) terms, then (c) terms
+        with th.no_grad():  # X^{ij}: pi^{ij}(a_j|s) / pi^{jj}(a_j|s) * A_i >= A_i; X^{ii}: pi^{ii}(a_i|s) / pi^{ji}(a_i|s) ...
+            A = adv.reshape(-1)[at]
+            inside = (msgs.taken[links.mine] / msgs.taken[links.theirs] * A >= A).float()
+        gaps = ((dist[links.mine] - msgs.dist[links.theirs]) ** 2).sum(-1)         # ||pi^{ij} - pi^{jj}||^2, ||pi^{ii} - pi^{ji}||^2
+        both = adv.new_zeros(n * M).index_add(0, at, inside * gaps)
         xi_n, penalty = xi_n.view(n, M), kappa[:, None] * rho * both.view(n, M)
     surrogate = th.min(ratio * xi_n * adv, ratio.clamp(1 - eps, 1 + eps) * xi_n * adv)
     return Terms(masked_mean(surrogate - penalty, mask), masked_mean(surrogate, mask), masked_mean(penalty, mask),
