@@ -11,7 +11,7 @@ quartiles of the per-round ratios (the spread a shared machine adds), in wall ti
 process's CPU time (torch runs one thread, so CPU time is the work done; on a shared machine it
 moves less with the other jobs than wall time does), and the load average at start and end.
 
-    python bench/ss_update.py [--agents 8] [--episodes 8] [--protocol env] [--calls 5] [--rounds 7]
+    python bench/ss_update.py [--agents 8] [--episodes 8] [--protocol env] [--calls 1] [--rounds 41]
                               [--out docs/bench/ss_update.json]
 """
 from __future__ import annotations
@@ -43,8 +43,8 @@ def main(argv=None):
     parser.add_argument("--agents", type=int, default=8)
     parser.add_argument("--episodes", type=int, default=8, help="episodes per batch (the configs' batch_size_run)")
     parser.add_argument("--protocol", default="env", help="SS neighbourhood (env: distance 0.1; all: everyone)")
-    parser.add_argument("--calls", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--calls", type=int, default=1, help="calls per learner and round (1: finest interleaving)")
+    parser.add_argument("--rounds", type=int, default=41)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "bench", "ss_update.json"))
     opts = parser.parse_args(argv)

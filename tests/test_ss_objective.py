@@ -213,7 +213,7 @@ def _policies(n, S, A, seed):
     return SSPolicies(S, SimpleNamespace(n_agents=n, n_actions=A, ss_suggestions=True, ss_actor_hidden=[8, 6]))
 
 
-def _one_way(n, M, g):
+def _one_way(n, M):
     nbr = th.zeros(n, n, M)
     nbr[0, 1] = 1.0              # 0 hears 1, 1 does not hear 0 (random-m neighbourhoods)
     nbr[2, 3, :3] = 1.0
@@ -232,7 +232,7 @@ def test_row_layout_objective_and_gradients_equal_the_previous_dense_implementat
     policies = _policies(n, S, A, 0)
     state = th.randn(M, S, generator=g)
     off = 1 - th.eye(n).unsqueeze(-1)
-    nbr = {"sparse": (th.rand(n, n, M, generator=g) > 0.8).float(), "one_way": _one_way(n, M, g),
+    nbr = {"sparse": (th.rand(n, n, M, generator=g) > 0.8).float(), "one_way": _one_way(n, M),
            "dense": (th.rand(n, n, M, generator=g) > 0.2).float(), "none": th.zeros(n, n, M)}[case]
     if case == "sparse":
         nbr = th.maximum(nbr, nbr.transpose(0, 1))  # the env and distance graphs are symmetric
@@ -277,7 +277,7 @@ def test_planned_rows_are_the_heads_on_their_samples():
     g = th.Generator().manual_seed(1)
     policies = _policies(n, S, A, 1)
     state = th.randn(M, S, generator=g)
-    nbr = _one_way(n, M, g)
+    nbr = _one_way(n, M)
     plan = policies.plan(state, nbr)
     assert plan.groups is not None and plan.sizes[0] == n        # sparse: own heads, then the buckets
     dense = policies.all_logits(state).reshape(-1, A)

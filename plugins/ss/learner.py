@@ -226,7 +226,8 @@ class SSLearner(ModelFiles):
         if self.mac.agent.suggest and w.sum() > 0:
             with th.no_grad():
                 sugg, actual = links.mine[:len(w)], links.theirs[:len(w)]  # pi^{ij}(a_j|s) against pi^{jj}(a_j|s)
-                stats["suggest_mse"] = (((msgs.taken[sugg] - msgs.taken[actual]) ** 2) * w).sum().item() / w.sum().item()
+                gap = (msgs.taken[sugg] - msgs.taken[actual]) ** 2
+                stats["suggest_mse"] = ((gap * w).sum() / w.sum()).item()
                 if "coop_action" in batch.scheme:  # share of suggested cooperative actions (Fig. 5a, b)
                     coop = batch["coop_action"][:, :T, :, 0].reshape(-1, self.n).T.reshape(-1).long()[links.recv]
                     p_coop = probs[links.pair].gather(-1, coop.clamp(min=0).unsqueeze(-1)).squeeze(-1)

@@ -134,10 +134,9 @@ class SSPolicies(nn.Module):
         A suggestion head pi^{ij} enters Eq. 16 only on the samples where j is i's neighbour
         (agent i's xi_{N_i} and penalty (b)) or i is j's (agent j's penalty (c) reads pi^{ij} as
         the suggestion it receives), so it is evaluated only there: the active pairs, sorted by
-        their sample count, go in a few buckets, each padded to its largest count (``buckets``); the own
-        policies come first, on every sample. When most pairs are active anyway, every head is
-        evaluated on every sample instead (no gather, no padding).
-        """
+        their sample count, go in a few buckets, each padded to its largest count (``buckets``);
+        the own policies come first, on every sample. When most pairs are active anyway, every
+        head is evaluated on every sample instead (no gather, no padding)."""
         n, M = self.n, state.shape[0]
         dev = state.device
         rows = th.full((n, n, M), -1, dtype=th.long, device=dev)                # row of head (i, j) on m
@@ -152,7 +151,7 @@ class SSPolicies(nn.Module):
         heads = counts.nonzero().squeeze(-1)
         heads = heads[counts[heads].argsort(descending=True, stable=True)]      # the P active pairs, busiest first
         counts = counts[heads].tolist()
-        order = th.argsort((~active.view(n * n, M)[heads]).to(th.int8), dim=-1, stable=True)  # their samples first
+        order = th.argsort((~active.view(n * n, M)[heads]).to(th.int8), dim=-1, stable=True)  # theirs first
         own_cells = (self.own_groups.unsqueeze(1) * M + th.arange(M, device=dev)).reshape(-1)  # [N * M]
         inputs, sizes, cells, target = [state], [n], [own_cells], [th.arange(n * M, device=dev)]
         start = 0
@@ -173,4 +172,4 @@ class SSPolicies(nn.Module):
         """The logits of ``plan``'s rows: [R, A] (one gather of the stacked weights for all parts)."""
         parts = self.net.select(plan.groups, plan.sizes)
         out = [GroupMLP.apply_layers(x, *part) for x, part in zip(plan.inputs, parts)]
-        return th.cat([o.reshape(-1, o.shape[-1]) for o in out]) if len(out) > 1 else out[0].reshape(-1, out[0].shape[-1])
+        return th.cat([o.reshape(-1, o.shape[-1]) for o in out])

@@ -87,12 +87,15 @@ def eq16(adv, mask, log_own, old_own, log_taken, dist, msgs, links, eps, rho):
         xi_n = th.ones_like(ratio)
         penalty = th.zeros_like(ratio)
     else:
-        xi_n = th.exp(adv.new_zeros(n * M).index_add(0, links.at, log_taken[links.pair] - msgs.behaviour.reshape(-1)[links.recv]))
-        at = links.at.repeat(2)                                                   # (b) terms, then (c) terms
-        with th.no_grad():  # X^{ij}: pi^{ij}(a_j|s) / pi^{jj}(a_j|s) * A_i >= A_i; X^{ii}: pi^{ii}(a_i|s) / pi^{ji}(a_i|s) ...
+        # xi_{N_i} = prod_j pi^{ij}(a_j|s) / pi^{jj}_old(a_j|s), as a sum of logs over the links
+        log_xi_n = log_taken[links.pair] - msgs.behaviour.reshape(-1)[links.recv]
+        xi_n = th.exp(adv.new_zeros(n * M).index_add(0, links.at, log_xi_n))
+        # penalties (b) then (c): ||pi^{ij} - pi^{jj}||^2 on X^{ij}, ||pi^{ii} - pi^{ji}||^2 on X^{ii}
+        at = links.at.repeat(2)
+        with th.no_grad():  # X^{ij}: pi^{ij}(a_j|s) / pi^{jj}(a_j|s) A_i >= A_i; X^{ii} likewise with pi^{ii} / pi^{ji}
             A = adv.reshape(-1)[at]
             inside = (msgs.taken[links.mine] / msgs.taken[links.theirs] * A >= A).float()
-        gaps = ((dist[links.mine] - msgs.dist[links.theirs]) ** 2).sum(-1)         # ||pi^{ij} - pi^{jj}||^2, ||pi^{ii} - pi^{ji}||^2
+        gaps = ((dist[links.mine] - msgs.dist[links.theirs]) ** 2).sum(-1)
         both = adv.new_zeros(n * M).index_add(0, at, inside * gaps)
         xi_n, penalty = xi_n.view(n, M), kappa[:, None] * rho * both.view(n, M)
     surrogate = th.min(ratio * xi_n * adv, ratio.clamp(1 - eps, 1 + eps) * xi_n * adv)
