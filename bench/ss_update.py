@@ -6,11 +6,12 @@ Both learners are built by ``offline`` from their own configs on cooperative pre
 iterations of the policy objective (Eq. 16 for SS: N^2 = 64 policy heads, suggestions, messages,
 penalties; the clipped PPO objective on N = 8 own policies for IPPO) and the value step. Calls
 are timed in interleaved rounds in one process, so load changes on a shared machine hit both
-alike; the median seconds per call and their ratio are reported (goal: SS <= 2x IPPO), in wall time
-and in this process's CPU time (torch runs one thread, so CPU time is the work done; on a shared
-machine it moves less with the other jobs than wall time does).
+alike; the median seconds per call and their ratio are reported (goal: SS <= 2x IPPO), with the
+quartiles of the per-round ratios (the spread a shared machine adds), in wall time and in this
+process's CPU time (torch runs one thread, so CPU time is the work done; on a shared machine it
+moves less with the other jobs than wall time does), and the load average at start and end.
 
-    python bench/ss_update.py [--agents 8] [--episodes 8] [--protocol env] [--calls 5] [--rounds 7]
+    python bench/ss_update.py [--agents 8] [--episodes 8] [--protocol env] [--calls 1] [--rounds 41]
                               [--out docs/bench/ss_update.json]
 """
 from __future__ import annotations
@@ -42,8 +43,8 @@ def main(argv=None):
     parser.add_argument("--agents", type=int, default=8)
     parser.add_argument("--episodes", type=int, default=8, help="episodes per batch (the configs' batch_size_run)")
     parser.add_argument("--protocol", default="env", help="SS neighbourhood (env: distance 0.1; all: everyone)")
-    parser.add_argument("--calls", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--calls", type=int, default=1, help="calls per learner and round (1: finest interleaving)")
+    parser.add_argument("--rounds", type=int, default=41)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "bench", "ss_update.json"))
     opts = parser.parse_args(argv)
@@ -62,6 +63,7 @@ def main(argv=None):
         learners[alg] = learner
         learner.train(batch, t_env, 0)  # warm-up (allocations, first-use costs)
 
+    load_before = os.getloadavg()
     per_call = {alg: [] for alg in ALGS}  # wall seconds per call, one entry per round
     cpu_call = {alg: [] for alg in ALGS}  # this process's CPU seconds per call (less sensitive to load)
     for r in range(opts.rounds):
@@ -87,12 +89,16 @@ def main(argv=None):
         "cpu_seconds_per_call": {k: round(v, 5) for k, v in cpu_median.items()},
         "cpu_seconds_per_call_rounds": {k: [round(x, 5) for x in v] for k, v in cpu_call.items()},
         "cpu_ratio_ss_over_ippo": round(cpu_median["ss"] / cpu_median["ss_ippo"], 3),
+        "round_ratio_quartiles": {kind: [round(q, 3) for q in statistics.quantiles(
+            [a / b for a, b in zip(v["ss"], v["ss_ippo"])], n=4)] for kind, v in (("wall", per_call), ("cpu", cpu_call))},
         "machine": {"python": platform.python_version(), "torch": th.__version__, "cpus": os.cpu_count(),
+                    "load_average_1min": {"start": round(load_before[0], 2), "end": round(os.getloadavg()[0], 2)},
                     "note": "shared CPU: other jobs ran alongside; the ratio is the result, not absolute times"},
     }
     write_json(opts.out, result)
     print(json.dumps(result["seconds_per_call"]), "ratio", result["ratio_ss_over_ippo"],
-          "| cpu", json.dumps(result["cpu_seconds_per_call"]), "ratio", result["cpu_ratio_ss_over_ippo"])
+          "| cpu", json.dumps(result["cpu_seconds_per_call"]), "ratio", result["cpu_ratio_ss_over_ippo"],
+          "| per-round ratio quartiles", json.dumps(result["round_ratio_quartiles"]), "| load", json.dumps(result["machine"]["load_average_1min"]))
     print(f"wrote {opts.out}")
 
 

@@ -7,7 +7,17 @@ import torch as th
 
 from plugins.ss.exchange import Messages, consensus_weights, exchange, share_values
 from plugins.ss.nets import GroupMLP
-from plugins.ss.objective import eq16
+from plugins.ss.objective import Links, eq16
+
+
+def _as_rows(log_p, actions, behaviour, nbr):
+    """Dense log-probabilities [N, N, M, A] (head (i, j) = log pi^{ij}) as the rows eq16 reads:
+    row (i * N + j) * M + m; returns log_own, log_taken, dist, msgs, links."""
+    n, _, M, A = log_p.shape
+    links = Links.build(nbr, th.arange(n * n * M).view(n, n, M))
+    log_taken = log_p.gather(-1, actions.expand(n, n, M).unsqueeze(-1)).reshape(-1)
+    dist = log_p.exp().reshape(-1, A)
+    return log_taken[links.own].view(n, M), log_taken, dist, exchange(dist, log_taken, behaviour), links
 
 
 def _hand_case():
@@ -21,14 +31,9 @@ def _hand_case():
     return p, actions, behaviour, adv, nbr
 
 
-def _eq16_from_probs(p, actions, behaviour, adv, nbr, eps=0.2, rho=0.5, msgs=None):
-    n = p.shape[0]
-    taken = p.gather(-1, actions.expand(n, n, -1).unsqueeze(-1)).squeeze(-1)
-    log_sugg = taken.log()
-    log_own = log_sugg[th.arange(n), th.arange(n)]
-    dist_own = p[th.arange(n), th.arange(n)]
-    msgs = msgs or exchange(p, behaviour)
-    return eq16(adv, th.ones(adv.shape[1]), actions, log_own, behaviour, log_sugg, dist_own, p, msgs, nbr, eps, rho)
+def _eq16_from_probs(p, actions, behaviour, adv, nbr, eps=0.2, rho=0.5):
+    log_own, log_taken, dist, msgs, links = _as_rows(p.log(), actions, behaviour, nbr)
+    return eq16(adv, th.ones(adv.shape[1]), log_own, behaviour, log_taken, dist, msgs, links, eps, rho)
 
 
 def test_eq16_matches_hand_computation():
@@ -94,11 +99,8 @@ def test_eq16_value_and_gradients_match_a_per_agent_loop():
     oracle = _loop_oracle(logits, actions, behaviour, adv, mask, nbr, eps, rho)
     (g_oracle,) = th.autograd.grad(oracle, logits)
 
-    p = th.softmax(logits, -1)
-    log_all = th.log_softmax(logits, -1).gather(-1, actions.expand(n, n, M).unsqueeze(-1)).squeeze(-1)
-    idx = th.arange(n)
-    msgs = exchange(p, behaviour)
-    terms = eq16(adv, mask, actions, log_all[idx, idx], behaviour, log_all, p[idx, idx], p, msgs, nbr, eps, rho)
+    log_own, log_taken, dist, msgs, links = _as_rows(th.log_softmax(logits, -1), actions, behaviour, nbr)
+    terms = eq16(adv, mask, log_own, behaviour, log_taken, dist, msgs, links, eps, rho)
     (g_vec,) = th.autograd.grad(terms.objective.sum(), logits)
     assert terms.objective.sum().item() == pytest.approx(oracle.item(), rel=1e-5)
     assert th.allclose(g_vec, g_oracle, atol=1e-5)
@@ -112,11 +114,9 @@ def test_only_the_own_ratio_is_clipped():
     behaviour = th.log(th.full((n, M), 0.25))      # xi_i = 0.5 / 0.25 = 2 > 1.2 and A > 0: clipped
     adv = th.ones(n, M)
     nbr = (1 - th.eye(n)).unsqueeze(-1)
-    p = th.softmax(logits, -1)
-    log_all = th.log_softmax(logits, -1).gather(-1, actions.expand(n, n, M).unsqueeze(-1)).squeeze(-1)
     idx = th.arange(n)
-    terms = eq16(adv, th.ones(M), actions, log_all[idx, idx], behaviour, log_all, p[idx, idx], p,
-                 exchange(p, behaviour), nbr, 0.2, 0.0)
+    log_own, log_taken, dist, msgs, links = _as_rows(th.log_softmax(logits, -1), actions, behaviour, nbr)
+    terms = eq16(adv, th.ones(M), log_own, behaviour, log_taken, dist, msgs, links, 0.2, 0.0)
     (grad,) = th.autograd.grad(terms.objective.sum(), logits)
     assert grad[idx, idx].abs().max() == 0                      # own policies: clipped
     assert grad[0, 1].abs().max() > 0 and grad[1, 0].abs().max() > 0  # suggestions: xi_N unclipped
@@ -126,15 +126,10 @@ def test_only_the_own_ratio_is_clipped():
 def test_messages_carry_no_gradient_to_the_sender():
     p, actions, behaviour, adv, nbr = _hand_case()
     logits = p.log().clone().requires_grad_(True)
-    probs = th.softmax(logits, -1)
-    msgs = exchange(probs, behaviour)
-    assert isinstance(msgs, Messages) and not msgs.actual.requires_grad and not msgs.suggestions.requires_grad
+    log_own, log_taken, dist, msgs, links = _as_rows(th.log_softmax(logits, -1), actions, behaviour, nbr)
+    assert isinstance(msgs, Messages) and not msgs.dist.requires_grad and not msgs.taken.requires_grad
     # agent 0's objective must not depend on agent 1's networks (rows i = 1)
-    n = 2
-    taken = probs.gather(-1, actions.expand(n, n, -1).unsqueeze(-1)).squeeze(-1)
-    idx = th.arange(n)
-    terms = eq16(adv, th.ones(1), actions, taken.log()[idx, idx], behaviour, taken.log(), probs[idx, idx], probs,
-                 msgs, nbr, 0.2, 0.5)
+    terms = eq16(adv, th.ones(1), log_own, behaviour, log_taken, dist, msgs, links, 0.2, 0.5)
     (grad,) = th.autograd.grad(terms.objective[0], logits)
     assert grad[1].abs().max() == 0 and grad[0].abs().max() > 0
 
@@ -188,25 +183,147 @@ def test_group_mlp_groups_are_independent_networks():
     assert math.isclose(float(out.shape[0]), 3)
 
 
-def test_suggestion_heads_on_neighbour_samples_only_match_dense_evaluation():
+def _previous_eq16(adv, mask, actions, log_own, old_own, log_sugg, dist_own, dist_sugg, behaviour, nbr, eps, rho):
+    """Eq. 16 as implemented before the row layout (dense [N, N, M, A] heads), kept as the oracle."""
+    kappa = (adv.abs() * mask).sum(-1).detach() / mask.sum()
+    ratio = th.exp(log_own - old_own)
+    actual, suggestions = dist_sugg.detach()[th.arange(len(adv)), th.arange(len(adv))], dist_sugg.detach()
+    xi_n = th.exp((nbr * (log_sugg - behaviour.unsqueeze(0))).sum(1))
+    actual_taken = actual.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+    idx = actions.unsqueeze(0).unsqueeze(-1).expand(suggestions.shape[0], -1, -1, 1)
+    sugg_for_me = suggestions.gather(-1, idx).squeeze(-1).transpose(0, 1)
+    A = adv.unsqueeze(1)
+    with th.no_grad():
+        in_xij = (log_sugg.exp() / actual_taken.unsqueeze(0) * A >= A).float()
+        in_xii = (log_own.exp().unsqueeze(1) / sugg_for_me * A >= A).float()
+    gap_ij = ((dist_sugg - actual.unsqueeze(0)) ** 2).sum(-1)
+    gap_ii = ((dist_own.unsqueeze(1) - suggestions.transpose(0, 1)) ** 2).sum(-1)
+    penalty = kappa[:, None] * rho * (nbr * (in_xij * gap_ij + in_xii * gap_ii)).sum(1)
+    surrogate = th.min(ratio * xi_n * adv, ratio.clamp(1 - eps, 1 + eps) * xi_n * adv)
+    return [((surrogate - penalty) * mask).sum(-1) / mask.sum(), (surrogate * mask).sum(-1) / mask.sum(),
+            (penalty * mask).sum(-1) / mask.sum(), xi_n]
+
+
+def _policies(n, S, A, seed):
     from types import SimpleNamespace
 
     from plugins.ss.nets import SSPolicies
 
-    n, M, S = 4, 7, 5
-    args = SimpleNamespace(n_agents=n, n_actions=3, ss_suggestions=True, ss_actor_hidden=[8, 6])
-    policies = SSPolicies(S, args)
-    state = th.randn(M, S)
+    th.manual_seed(seed)
+    return SSPolicies(S, SimpleNamespace(n_agents=n, n_actions=A, ss_suggestions=True, ss_actor_hidden=[8, 6]))
+
+
+def _one_way(n, M):
+    nbr = th.zeros(n, n, M)
+    nbr[0, 1] = 1.0              # 0 hears 1, 1 does not hear 0 (random-m neighbourhoods)
+    nbr[2, 3, :3] = 1.0
+    return nbr
+
+
+@pytest.mark.parametrize("case", ["sparse", "one_way", "dense", "none"])
+@pytest.mark.parametrize("old_policy", ["rollout", "iteration"])
+def test_row_layout_objective_and_gradients_equal_the_previous_dense_implementation(case, old_policy):
+    """The learner's path (plan, rows, links) against the previous implementation on every head
+    and sample (dense logits, [N, N, M] masks): the same J_i, its parts and parameter gradients."""
+    import torch.nn.functional as F
+
+    n, M, S, A = 4, 7, 5, 3
+    g = th.Generator().manual_seed(7)
+    policies = _policies(n, S, A, 0)
+    state = th.randn(M, S, generator=g)
+    off = 1 - th.eye(n).unsqueeze(-1)
+    nbr = {"sparse": (th.rand(n, n, M, generator=g) > 0.8).float(), "one_way": _one_way(n, M),
+           "dense": (th.rand(n, n, M, generator=g) > 0.2).float(), "none": th.zeros(n, n, M)}[case]
+    if case == "sparse":
+        nbr = th.maximum(nbr, nbr.transpose(0, 1))  # the env and distance graphs are symmetric
+    nbr = nbr * off
+    actions = th.randint(A, (n, M), generator=g)
+    avail = th.ones(n, M, A)
+    avail[1, 2, (actions[1, 2] + 1) % A] = 0.0     # one unavailable action (never the taken one)
+    behaviour = th.log(th.rand(n, M, generator=g) * 0.8 + 0.1)
+    adv, mask = th.randn(n, M, generator=g) * 2, th.tensor([1.0, 1, 1, 0, 1, 1, 1])
+    eps, rho = 0.2, 0.7
+
+    # previous: every head on every sample
+    log_pi = F.log_softmax(policies.all_logits(state).masked_fill(avail == 0, -1e10), -1)
+    probs, idx = log_pi.exp(), th.arange(n)
+    log_all = log_pi.gather(-1, actions.expand(n, n, M).unsqueeze(-1)).squeeze(-1)
+    log_own = log_all[idx, idx]
+    old_own = behaviour if old_policy == "rollout" else log_own.detach()
+    before = _previous_eq16(adv, mask, actions, log_own, old_own, log_all, probs[idx, idx], probs, old_own, nbr, eps, rho)
+    grads_before = th.autograd.grad(before[0].sum(), list(policies.parameters()))
+
+    # now: the planned rows
+    plan = policies.plan(state, nbr)
+    logits = policies.logits(plan).masked_fill(avail.reshape(n * M, A)[plan.target] == 0, -1e10)
+    log_pi = F.log_softmax(logits, -1)
+    log_taken = log_pi.gather(-1, actions.reshape(-1)[plan.target].unsqueeze(-1)).squeeze(-1)
+    log_own = log_taken[plan.links.own].view(n, M)
+    old_own = behaviour if old_policy == "rollout" else log_own.detach()
+    probs = log_pi.exp()
+    terms = eq16(adv, mask, log_own, old_own, log_taken, probs, exchange(probs, log_taken, old_own), plan.links, eps, rho)
+    grads_after = th.autograd.grad(terms.objective.sum(), list(policies.parameters()))
+
+    for a, b in zip([terms.objective, terms.surrogate, terms.penalty, terms.xi_n], before):
+        assert th.allclose(a, b, atol=1e-6, rtol=1e-5)
+    assert case == "none" or terms.penalty.abs().max() > 0
+    for a, b in zip(grads_after, grads_before):
+        assert th.allclose(a, b, atol=1e-6, rtol=1e-5)
+
+
+def test_planned_rows_are_the_heads_on_their_samples():
+    """Sparse plans evaluate own heads on every sample and pi^{ij} where j in N_i or i in N_j."""
+    n, M, S, A = 4, 7, 5, 3
     g = th.Generator().manual_seed(1)
-    nbr = (th.rand(n, n, M, generator=g) > 0.8).float() * (1 - th.eye(n)).unsqueeze(-1)
-    assert nbr.mean() < 0.5 and nbr.sum() > 0
-    dense = policies.all_logits(state)
-    sparse = policies.all_logits(state, nbr)
-    idx = th.arange(n)
-    assert th.allclose(sparse[idx, idx], dense[idx, idx], atol=1e-6)
-    on = nbr.bool()
-    assert th.allclose(sparse[on], dense[on], atol=1e-6) and (sparse[~on & ~th.eye(n, dtype=th.bool)[..., None]] == 0).all()
-    weight = th.randn_like(dense)
-    (g_dense,) = th.autograd.grad(((dense * weight)[on].sum() + (dense * weight)[idx, idx].sum()), policies.net.weights[0])
-    (g_sparse,) = th.autograd.grad(((sparse * weight)[on].sum() + (sparse * weight)[idx, idx].sum()), policies.net.weights[0])
-    assert th.allclose(g_dense, g_sparse, atol=1e-5)
+    policies = _policies(n, S, A, 1)
+    state = th.randn(M, S, generator=g)
+    nbr = _one_way(n, M)
+    plan = policies.plan(state, nbr)
+    assert plan.groups is not None and plan.sizes[0] == n        # sparse: own heads, then the buckets
+    dense = policies.all_logits(state).reshape(-1, A)
+    rows = policies.logits(plan)
+    links = plan.links
+    cells = th.arange(n * n * M).view(n, n, M)
+    assert th.allclose(rows[links.own], dense[cells[th.arange(n), th.arange(n)].reshape(-1)], atol=1e-6)
+    i, j, m = nbr.nonzero(as_tuple=True)
+    assert th.allclose(rows[links.pair], dense[cells[i, j, m]], atol=1e-6)
+    E = len(links.at)
+    assert th.allclose(rows[links.theirs[E:]], dense[cells[j, i, m]], atol=1e-6)  # pi^{ji}: 1 does not hear 0
+    assert th.allclose(rows[links.theirs[:E]], dense[cells[j, j, m]], atol=1e-6)  # pi^{jj}
+    assert th.allclose(rows[links.mine], dense[th.cat([cells[i, j, m], cells[i, i, m]])], atol=1e-6)
+    assert th.equal(plan.target[links.pair], j * M + m) and th.equal(plan.target[links.own], th.arange(n * M))
+    assert len(rows) < n * n * M and sum(plan.sizes) - n == 4    # only pairs (0,1), (1,0), (2,3), (3,2)
+
+
+def test_a_parameter_gathered_twice_in_one_graph_gets_both_gradients():
+    """Two gathers of the same parameters in one graph (e.g. two plans) add up their gradients."""
+    net = GroupMLP(5, 3, [4], 2)
+    x = th.randn(6, 3)
+    index = th.tensor([4, 0, 2])
+    a = GroupMLP.apply_layers(x, *net.select(index, [3])[0])
+    b = GroupMLP.apply_layers(x, *net.select(index[:2], [1, 1])[1])
+    grads = th.autograd.grad((a ** 2).sum() + (b * 3).sum(), list(net.parameters()))
+    expected = (net(x, index) ** 2).sum() + (net(x, index[1:2]) * 3).sum()
+    for got, want in zip(grads, th.autograd.grad(expected, list(net.parameters()))):
+        assert th.allclose(got, want, atol=1e-6)
+
+
+def test_buckets_minimise_padded_rows_plus_a_cost_per_bucket():
+    import itertools
+
+    from plugins.ss.nets import buckets
+
+    def cost(sizes, counts, per_bucket):
+        starts = [sum(sizes[:k]) for k in range(len(sizes))]
+        return sum(size * counts[s] for size, s in zip(sizes, starts)) + per_bucket * len(sizes)
+
+    g = th.Generator().manual_seed(5)
+    for P in range(1, 7):
+        counts = sorted(th.randint(1, 40, (P,), generator=g).tolist(), reverse=True)
+        for per_bucket in (0, 7, 30):
+            sizes = buckets(counts, per_bucket)
+            assert sum(sizes) == P and all(s > 0 for s in sizes)
+            cuts = [c for r in range(P) for c in itertools.combinations(range(1, P), r)]
+            brute = min(cost([b - a for a, b in zip((0, *c), (*c, P))], counts, per_bucket) for c in cuts)
+            assert cost(sizes, counts, per_bucket) == brute
+    assert buckets([], 5) == [] and buckets([9, 9, 9], 1) == [3] and buckets([50, 1], 0) == [1, 1]

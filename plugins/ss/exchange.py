@@ -21,31 +21,26 @@ import torch as th
 
 @dataclass
 class Messages:
-    """Action distributions every agent j sends, on M samples (states) of the batch.
+    """Action distributions the agents send, on the rows of one batch (nets.Plan: one row per head
+    and sample it was evaluated on). Agent j's rows are its own policy pi^{jj}(. | s) and its
+    suggestions pi^{ji}(. | s); a receiver i reads pi^{jj} and pi^{ji} of its neighbours j only
+    (objective.Links.theirs).
 
-    actual       [N (sender j), M, A]              pi^{jj}(. | s), j's own policy
-    suggestions  [N (sender j), N (receiver i), M, A]  pi^{ji}(. | s), j's suggestion for i
-    behaviour    [N (sender j), M]                 log pi^{jj}_old(a_j | s) of the taken action,
-                                                   sent when acting (the ratio's denominator)
+    dist       [R, A]   the distributions
+    taken      [R]      each row's probability of its target agent's taken action
+    behaviour  [N, M]   log pi^{jj}_old(a_j | s) of the taken action, sent when acting (the
+                        denominator of the neighbours' xi_{N_i})
     """
 
-    actual: th.Tensor
-    suggestions: th.Tensor | None
+    dist: th.Tensor
+    taken: th.Tensor
     behaviour: th.Tensor
 
 
-def exchange(probs, behaviour_logp):
-    """Messages from the senders' current distributions.
-
-    probs: [N, N, M, A] (pi^{ij} for all i, j; own policies on the diagonal) or [N, M, A] (own only);
-    behaviour_logp: [N, M] log-probabilities of the taken actions recorded at acting time.
-    """
-    probs = probs.detach()
-    if probs.dim() == 4:
-        n = probs.shape[0]
-        actual = probs[th.arange(n), th.arange(n)]
-        return Messages(actual, probs, behaviour_logp.detach())
-    return Messages(probs, None, behaviour_logp.detach())
+def exchange(dist, log_taken, behaviour_logp):
+    """Messages from the senders' current distributions dist [R, A] and log-probabilities of the
+    taken actions log_taken [R]; behaviour_logp [N, M] recorded at acting time."""
+    return Messages(dist.detach(), log_taken.detach().exp(), behaviour_logp.detach())
 
 
 def share_values(values, nbr):

@@ -109,8 +109,8 @@ class SSLearner(ModelFiles):
         self.value_norm = ValueNorm(self.value_groups)
         self.actor_optimiser = th.optim.Adam(mac.parameters(), lr=args.ss_actor_lr, fused=True)
         self.critic_optimiser = th.optim.Adam(self.critic.parameters(), lr=args.ss_critic_lr, fused=True)
-        for p in [*mac.parameters(), *self.critic.parameters()]:  # gradients accumulate in place (no
-            p.grad = th.zeros_like(p)                             # reallocation per step; see zero_grad)
+        for p in self.critic.parameters():  # critic gradients accumulate in place (no reallocation per
+            p.grad = th.zeros_like(p)       # step); the actor's backward makes fresh full-size gradients
         self.generator = th.Generator().manual_seed(int(args.seed))
         self.updates = 0
         self.log_stats_t = -args.learner_log_interval - 1
@@ -166,38 +166,31 @@ class SSLearner(ModelFiles):
         behaviour = flat(batch["logp"][:, :T, :, 0]).T             # [n, M] log pi^{jj}_old(a_j|s)
         nbr_f = flat(nbr).permute(1, 2, 0)                         # [n, n, M]
         policies = self.mac.agent
-        suggest = policies.suggest
 
-        plan = policies.plan(s, nbr_f)                             # sparse suggestion heads (nets.py)
+        plan = policies.plan(s, nbr_f)                             # which heads on which samples (nets.py)
+        links = plan.links
+        taken = actions.reshape(-1)[plan.target].unsqueeze(-1)     # [R, 1] the action each row scores
+        row_avail = None if all_avail else avail.reshape(n * M, -1)[plan.target]
         for k in range(args.epochs):
             if k > 0 and args.ss_advantages == "iteration":  # Algorithm 1: Eq. 17 again after V_i's step
                 adv = advantages()[0]
             A_ = flat(adv.expand(B, T, n)).T                       # [n, M]; CL: one advantage for all
-            logits = policies.all_logits(s, plan=plan)             # [n, n, M, A] or [n, M, A]
-            if not all_avail:
-                logits = logits.masked_fill(avail == 0, NEG)       # avail of agent j broadcasts over i
+            logits = policies.logits(plan)                         # [R, A]
+            if row_avail is not None:
+                logits = logits.masked_fill(row_avail == 0, NEG)   # avail of the row's target agent
             log_pi = F.log_softmax(logits, -1)
             probs = log_pi.exp()
-            own_idx = th.arange(n)
-            if suggest:
-                log_all_taken = log_pi.gather(-1, actions.expand(n, n, M).unsqueeze(-1)).squeeze(-1)  # [n, n, M]
-                log_own, dist_own = log_all_taken[own_idx, own_idx], probs[own_idx, own_idx]
-                log_sugg, dist_sugg = log_all_taken, probs
-            else:
-                log_own = log_pi.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
-                dist_own, log_sugg, dist_sugg = probs, None, None
-            msgs = exchange(probs, behaviour)                      # the only data crossing agents
+            log_taken = log_pi.gather(-1, taken).squeeze(-1)       # [R]
+            log_own = log_taken[links.own].view(n, M)              # log pi^{ii}(a_i|s)
             old_own = behaviour if args.ss_old_policy == "rollout" else log_own.detach()
-            if args.ss_old_policy == "iteration":
-                msgs.behaviour = log_own.detach()
-            terms = eq16(A_, m, actions, log_own, old_own, log_sugg, dist_own, dist_sugg, msgs, nbr_f,
-                         args.eps_clip, args.ss_rho)
+            msgs = exchange(probs, log_taken, old_own)             # the only data crossing agents
+            terms = eq16(A_, m, log_own, old_own, log_taken, probs, msgs, links, args.eps_clip, args.ss_rho)
             loss = -terms.objective.sum()
             if args.ss_entropy_coef > 0:  # not in the paper; off by default
-                own_log_pi = log_pi[own_idx, own_idx] if suggest else log_pi
-                entropy = -(dist_own * own_log_pi.clamp(min=-1e4)).sum(-1)
+                own = links.own
+                entropy = -(probs[own] * log_pi[own].clamp(min=-1e4)).sum(-1).view(n, M)
                 loss = loss - args.ss_entropy_coef * masked_mean(entropy, m).sum()
-            self.actor_optimiser.zero_grad(set_to_none=False)
+            self.actor_optimiser.zero_grad(set_to_none=True)       # .grad <- the fresh gradient, no add
             loss.backward()
             self.actor_optimiser.step()
 
@@ -219,30 +212,28 @@ class SSLearner(ModelFiles):
         self.updates += 1
 
         if t_env - self.log_stats_t >= args.learner_log_interval:
-            self.log(terms, critic_loss, A_, m, nbr_f, probs, actions, batch, T, t_env)
+            self.log(terms, critic_loss, A_, m, nbr_f, probs, msgs, links, batch, T, t_env)
             self.log_stats_t = t_env
 
-    def log(self, terms, critic_loss, adv, m, nbr, probs, actions, batch, T, t_env):
+    def log(self, terms, critic_loss, adv, m, nbr, probs, msgs, links, batch, T, t_env):
         stats = {"pg_loss": -terms.surrogate.mean().item(), "penalty": terms.penalty.mean().item(),
                  "kappa_mean": terms.kappa.mean().item(), "critic_loss": critic_loss.item(),
                  "advantage_mean": masked_mean(adv, m).mean().item(),
                  "xi_n_mean": masked_mean(terms.xi_n.detach(), m).mean().item(),
                  "neighbours_mean": masked_mean(nbr.sum(1), m).mean().item()}
-        pairs = (nbr * m).sum()
-        if self.mac.agent.suggest and pairs > 0:
+        M = m.shape[0]
+        w = m[links.at % M]                                        # one weight per (i, j in N_i, sample)
+        if self.mac.agent.suggest and w.sum() > 0:
             with th.no_grad():
-                n = self.n
-                own = probs[th.arange(n), th.arange(n)]                                   # [j, M, A]
-                taken_own = own.gather(-1, actions.unsqueeze(-1)).squeeze(-1)              # pi^{jj}(a_j|s)
-                taken_sugg = probs.gather(-1, actions.expand(n, n, -1).unsqueeze(-1)).squeeze(-1)  # pi^{ij}(a_j|s)
-                stats["suggest_mse"] = (((taken_sugg - taken_own) ** 2) * nbr * m).sum().item() / pairs.item()
+                sugg, actual = links.mine[:len(w)], links.theirs[:len(w)]  # pi^{ij}(a_j|s) against pi^{jj}(a_j|s)
+                gap = (msgs.taken[sugg] - msgs.taken[actual]) ** 2
+                stats["suggest_mse"] = ((gap * w).sum() / w.sum()).item()
                 if "coop_action" in batch.scheme:  # share of suggested cooperative actions (Fig. 5a, b)
-                    coop = batch["coop_action"][:, :T, :, 0].reshape(-1, n).T.long()       # [j, M]
-                    defined = (coop >= 0).float()
-                    p_coop = probs.gather(-1, coop.clamp(min=0).expand(n, n, -1).unsqueeze(-1)).squeeze(-1)
-                    w = nbr * m * defined
-                    if w.sum() > 0:
-                        stats["suggest_coop_share"] = ((p_coop * w).sum() / w.sum()).item()
+                    coop = batch["coop_action"][:, :T, :, 0].reshape(-1, self.n).T.reshape(-1).long()[links.recv]
+                    p_coop = probs[links.pair].gather(-1, coop.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+                    wc = w * (coop >= 0).float()
+                    if wc.sum() > 0:
+                        stats["suggest_coop_share"] = ((p_coop * wc).sum() / wc.sum()).item()
         for key, value in stats.items():
             self.logger.log_stat(key, value, t_env)
 

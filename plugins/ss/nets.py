@@ -7,30 +7,13 @@ group is initialised like ``nn.Linear`` would initialise it on its own.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch as th
 import torch.nn as nn
 import torch.nn.functional as F
 
-
-class _GatherGroups(th.autograd.Function):
-    """``weight.index_select(0, index)`` whose backward scatters into a reused buffer.
-
-    Autograd's own backward allocates a fresh full-size zero gradient on every call; for the N^2
-    stacked policy heads that allocation (page faults, not arithmetic) cost more than the sparse
-    heads saved. The returned gradient is that buffer: it is valid until the next backward of the
-    same parameter, which is how optimisers consume it (accumulated into ``.grad``)."""
-
-    @staticmethod
-    def forward(ctx, weight, index, buffer):
-        ctx.save_for_backward(index)
-        ctx.buffer = buffer
-        return weight.index_select(0, index)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (index,) = ctx.saved_tensors
-        return ctx.buffer.zero_().index_add_(0, index, grad), None, None
+from .objective import Links
 
 
 class GroupMLP(nn.Module):
@@ -55,17 +38,15 @@ class GroupMLP(nn.Module):
         return self.apply_layers(x, W, b)
 
     def select(self, index, sizes):
-        """The weights of groups ``index``, gathered once and split into consecutive parts of
+        """The weights of groups ``index`` (None: all, in order), split into consecutive parts of
         ``sizes`` groups: a list (one per part) of (weights, biases) for ``apply_layers``. One
-        gather per parameter keeps the backward to one scatter into the full-size gradient."""
-        if not hasattr(self, "_grad_buffers"):
-            self._grad_buffers = {}
-        parts = []
-        for p in [*self.weights, *self.biases]:
-            buffer = self._grad_buffers.get(id(p))
-            if buffer is None or buffer.shape != p.shape or buffer.device != p.device:
-                buffer = self._grad_buffers[id(p)] = th.zeros_like(p)
-            parts.append(_GatherGroups.apply(p, index, buffer).split(sizes))
+        gather per parameter (not one per part) keeps the backward to one full-size gradient per
+        parameter and step, which the optimiser takes over as ``.grad`` (zero_grad(set_to_none))."""
+        params = [*self.weights, *self.biases]
+        if index is None:
+            parts = [p.split(sizes) if len(sizes) > 1 else (p,) for p in params]
+        else:
+            parts = [p.index_select(0, index).split(sizes) for p in params]
         W, b = parts[:len(self.weights)], parts[len(self.weights):]
         return [([w[k] for w in W], [v[k] for v in b]) for k in range(len(sizes))]
 
@@ -88,6 +69,38 @@ class GroupMLP(nn.Module):
                 p.copy_(th.einsum("gk,k...->g...", weights.to(p.dtype), p))
 
 
+def buckets(counts, cost):
+    """Split heads with sample counts ``counts`` (descending) into consecutive buckets, each
+    padded to its first count, minimising padded rows + ``cost`` per bucket (exact, by dynamic
+    programming over the split points). Returns the bucket sizes."""
+    best, cut = [0], [0]
+    for end in range(1, len(counts) + 1):
+        total, start = min((best[s] + (end - s) * counts[s] + cost, s) for s in range(end))
+        best.append(total)
+        cut.append(start)
+    sizes, end = [], len(counts)
+    while end > 0:
+        sizes.append(end - cut[end])
+        end = cut[end]
+    return sizes[::-1]
+
+
+@dataclass
+class Plan:
+    """How ``SSPolicies.logits`` evaluates the heads on one batch: fixed for the K iterations.
+
+    The logits come as rows [R, A], part after part: part k is ``sizes[k]`` heads (``groups``,
+    None: all heads in order) on ``inputs[k]`` ([M, S]: every sample, or [P, K, S]: each head its
+    own samples). ``target`` [R] is j * M + m for a row of head pi^{ij} on sample m (the agent and
+    sample whose action the row's distribution is over); ``links`` indexes the rows for Eq. 16."""
+
+    groups: th.Tensor | None
+    sizes: list
+    inputs: list
+    target: th.Tensor
+    links: Links
+
+
 class SSPolicies(nn.Module):
     """pi^{ij}(. | s) for every agent i and j (suggestions, Denotation 1) or pi^{ii} only.
 
@@ -100,7 +113,7 @@ class SSPolicies(nn.Module):
         super().__init__()
         n = args.n_agents
         self.n, self.suggest = n, bool(args.ss_suggestions)
-        self.buckets = 8  # sparse evaluation: pair buckets padded separately
+        self.bucket_cost = 128  # sparse evaluation: one more bucket costs about as much as 128 padded rows
         self.net = GroupMLP(n * n if self.suggest else n, input_shape, list(args.ss_actor_hidden), args.n_actions)
         own = th.arange(n) * (n + 1) if self.suggest else th.arange(n)
         self.register_buffer("own_groups", own, persistent=False)
@@ -109,53 +122,54 @@ class SSPolicies(nn.Module):
         """Logits of pi^{ii}(. | s) for every agent: state [M, S] -> [N, M, A]."""
         return self.net(state, self.own_groups)
 
+    def all_logits(self, state):
+        """Logits of every head on every sample (the dense reference): [N, N, M, A] with
+        suggestions, else [N, M, A]."""
+        out = self.net(state)
+        return out.reshape(self.n, self.n, *out.shape[1:]) if self.suggest else out
+
     def plan(self, state, nbr):
-        """How ``all_logits`` evaluates the heads on a batch, fixed for all K iterations of an update.
+        """The rows to evaluate on samples ``state`` [M, S] with neighbours ``nbr`` [N, N, M].
 
         A suggestion head pi^{ij} enters Eq. 16 only on the samples where j is i's neighbour
-        (``nbr`` [N, N, M] > 0), so it is evaluated only there: the active pairs, sorted by their
-        sample count, go in a few buckets, each padded to its largest count. Returns None (dense
-        evaluation) without suggestions, without ``nbr``, or when most pairs are neighbours anyway.
-        """
-        if not self.suggest or nbr is None or nbr.mean() > 0.5:
-            return None
+        (agent i's xi_{N_i} and penalty (b)) or i is j's (agent j's penalty (c) reads pi^{ij} as
+        the suggestion it receives), so it is evaluated only there: the active pairs, sorted by
+        their sample count, go in a few buckets, each padded to its largest count (``buckets``);
+        the own policies come first, on every sample. When most pairs are active anyway, every
+        head is evaluated on every sample instead (no gather, no padding)."""
         n, M = self.n, state.shape[0]
-        active = nbr > 0
-        pairs = active.any(-1).nonzero()                                        # [P, 2] pairs (i, j)
-        pairs = pairs[active[pairs[:, 0], pairs[:, 1]].sum(-1).argsort(descending=True)]
-        chunks = pairs.tensor_split(min(self.buckets, len(pairs))) if len(pairs) else ()
-        own_rows = self.own_groups.unsqueeze(1) * M + th.arange(M, device=state.device)  # [N, M] into [N*N*M]
-        inputs, keep, rows = [], [], [own_rows.reshape(-1)]
-        for chunk in chunks:
-            act = active[chunk[:, 0], chunk[:, 1]]                              # [P, M]
-            K = int(act.sum(-1).max())
-            order = th.argsort((~act).to(th.int8), dim=-1, stable=True)[:, :K]  # their samples first
-            inputs.append(state[order])                                         # [P, K, S]
-            keep.append(act.gather(1, order).unsqueeze(-1).to(state.dtype))     # 0 on padding
-            rows.append(((chunk[:, 0] * n + chunk[:, 1]).unsqueeze(1) * M + order).reshape(-1))
-        groups = th.cat([self.own_groups, pairs[:, 0] * n + pairs[:, 1]])
-        return {"groups": groups, "sizes": [n] + [len(c) for c in chunks], "inputs": inputs, "keep": keep,
-                "rows": th.cat(rows)}
+        dev = state.device
+        rows = th.full((n, n, M), -1, dtype=th.long, device=dev)                # row of head (i, j) on m
+        if not self.suggest:  # own policies only, row i * M + m; no links
+            rows[th.arange(n), th.arange(n)] = th.arange(n * M, device=dev).view(n, M)
+            return Plan(None, [n], [state], th.arange(n * M, device=dev), Links.build(th.zeros_like(nbr), rows))
+        active = (nbr > 0) | (nbr > 0).transpose(0, 1)                          # [N, N, M] heads needed
+        if active.float().mean() > 0.5:  # every head on every sample, row (i * N + j) * M + m
+            cells = th.arange(n * n * M, device=dev)
+            return Plan(None, [n * n], [state], cells % (n * M), Links.build(nbr, cells.view(n, n, M)))
+        counts = active.sum(-1).view(-1)                                        # samples per head g = i * N + j
+        heads = counts.nonzero().squeeze(-1)
+        heads = heads[counts[heads].argsort(descending=True, stable=True)]      # the P active pairs, busiest first
+        counts = counts[heads].tolist()
+        order = th.argsort((~active.view(n * n, M)[heads]).to(th.int8), dim=-1, stable=True)  # theirs first
+        own_cells = (self.own_groups.unsqueeze(1) * M + th.arange(M, device=dev)).reshape(-1)  # [N * M]
+        inputs, sizes, cells, target = [state], [n], [own_cells], [th.arange(n * M, device=dev)]
+        start = 0
+        for size in buckets(counts, self.bucket_cost):                          # consecutive heads
+            stop = start + size
+            o = order[start:stop, :counts[start]]                              # [P_b, K_b], padded to the largest
+            inputs.append(state[o])                                             # [P_b, K_b, S]; padding unused
+            sizes.append(size)
+            cells.append((heads[start:stop, None] * M + o).reshape(-1))
+            target.append((heads[start:stop, None] % n * M + o).reshape(-1))
+            start = stop
+        cells = th.cat(cells)
+        rows.view(-1)[cells] = th.arange(len(cells), device=dev)               # each cell once: no clash
+        groups = th.cat([self.own_groups, heads])
+        return Plan(groups, sizes, inputs, th.cat(target), Links.build(nbr, rows))
 
-    def all_logits(self, state, nbr=None, plan=None):
-        """Logits of pi^{ij}(. | s): [N, N, M, A] with suggestions, else [N, M, A] (own only).
-
-        With ``nbr`` [N, N, M] (or its precomputed ``plan``) a suggestion head is evaluated only
-        where it enters Eq. 16 (see ``plan``); its other entries are 0.
-        """
-        if plan is None:
-            plan = self.plan(state, nbr)
-        if plan is None:
-            out = self.net(state)
-            return out.reshape(self.n, self.n, *out.shape[1:]) if self.suggest else out
-        n, M = self.n, state.shape[0]
-        # own policies and every bucket's heads from one gather of the stacked weights
-        parts = self.net.select(plan["groups"], plan["sizes"])
-        own = GroupMLP.apply_layers(state, *parts[0])                           # [N, M, A]
-        A = own.shape[-1]
-        values = [own.reshape(-1, A)]
-        for x, keep, part in zip(plan["inputs"], plan["keep"], parts[1:]):
-            values.append((GroupMLP.apply_layers(x, *part) * keep).reshape(-1, A))
-        # rows are distinct (each pair's samples are a permutation), so one scatter places them all
-        out = own.new_zeros(n * n * M, A).index_put((plan["rows"],), th.cat(values))
-        return out.reshape(n, n, M, A)
+    def logits(self, plan):
+        """The logits of ``plan``'s rows: [R, A] (one gather of the stacked weights for all parts)."""
+        parts = self.net.select(plan.groups, plan.sizes)
+        out = [GroupMLP.apply_layers(x, *part) for x, part in zip(plan.inputs, parts)]
+        return th.cat([o.reshape(-1, o.shape[-1]) for o in out])

@@ -14,13 +14,46 @@ For agent i on samples (s, a) drawn with the old joint policy:
 pi^{jj}, pi^{ji} and pi^{jj}_old come from agent j's messages (exchange.py) and are constants for
 agent i; the indicator sets are evaluated at the current parameters and carry no gradient.
 Everything is computed for all agents at once; agent i's terms depend on agent i's networks only,
-so the sum over agents has exactly the per-agent gradients.
+so the sum over agents has exactly the per-agent gradients. The distributions come as rows
+[R, A] (one row per head and sample it was evaluated on, nets.Plan); the sums over j in N_i run
+over ``Links``, one entry per (i, j in N_i, sample), so only neighbour pairs cost anything.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch as th
+
+
+@dataclass
+class Links:
+    """Where Eq. 16 reads its distributions: one entry e per (i, j, m) with j in N_i at sample m.
+
+    own [N * M]   row of pi^{ii}(.|s_m), at i * M + m
+    at [E]        i * M + m: agent i's sample (sums over j land here; A_i is read here)
+    recv [E]      j * M + m: the neighbour's sample (pi^{jj}_old(a_j|s_m) is read here)
+    pair [E]      row of pi^{ij}(.|s_m), agent i's suggestion for j
+    mine, theirs [2E]  the two discrepancies of entry e as row pairs: (pi^{ij}, pi^{jj}) for
+                  penalty (b), then (pi^{ii}, pi^{ji}) for penalty (c); ``theirs`` are received
+    """
+
+    own: th.Tensor
+    at: th.Tensor
+    recv: th.Tensor
+    pair: th.Tensor
+    mine: th.Tensor
+    theirs: th.Tensor
+
+    @staticmethod
+    def build(nbr, rows):
+        """From the neighbour mask nbr [N, N, M] (1 where j in N_i) and rows [N, N, M] (the row of
+        head (i, j) on sample m; every head a link reads must have one)."""
+        n, _, M = nbr.shape
+        idx = th.arange(n, device=rows.device)
+        own = rows[idx, idx].reshape(-1)
+        i, j, m = (nbr > 0).nonzero(as_tuple=True)
+        at, recv, pair = i * M + m, j * M + m, rows[i, j, m]
+        return Links(own, at, recv, pair, th.cat([pair, own[at]]), th.cat([own[recv], rows[j, i, m]]))
 
 
 @dataclass
@@ -39,32 +72,32 @@ def masked_mean(x, mask):
     return (x * mask).sum(-1) / mask.sum().clamp(min=1)
 
 
-def eq16(adv, mask, actions, log_own, old_own, log_sugg, dist_own, dist_sugg, msgs, nbr, eps, rho):
+def eq16(adv, mask, log_own, old_own, log_taken, dist, msgs, links, eps, rho):
     """J_i of Eq. 16 for every agent i.
 
-    adv [N, M] (A_i), mask [M], actions [N, M] (a_j, long), log_own [N, M] (log pi^{ii}(a_i|s)),
-    old_own [N, M] (log pi^{ii}_old(a_i|s)), log_sugg [N, N, M] (log pi^{ij}(a_j|s), diagonal unused)
-    or None, dist_own [N, M, A], dist_sugg [N, N, M, A] or None, msgs: exchange.Messages,
-    nbr [N, N, M] (1 where j in N_i, zero diagonal).
+    adv [N, M] (A_i), mask [M], log_own [N, M] (log pi^{ii}(a_i|s)), old_own [N, M]
+    (log pi^{ii}_old(a_i|s)); log_taken [R] and dist [R, A]: every row's log-probability of its
+    target agent's taken action and its distribution (agent i's own rows carry i's gradients),
+    msgs: exchange.Messages (the same rows as sent, constants), links: where j in N_i.
     """
+    n, M = adv.shape
     kappa = masked_mean(adv.abs(), mask).detach()
     ratio = th.exp(log_own - old_own)
-    if log_sugg is None:  # no suggestion policies: xi_{N_i} = 1 and no penalties
+    if len(links.at) == 0:  # no neighbours (or no suggestion policies): xi_{N_i} = 1 and no penalties
         xi_n = th.ones_like(ratio)
         penalty = th.zeros_like(ratio)
     else:
-        xi_n = th.exp((nbr * (log_sugg - msgs.behaviour.unsqueeze(0))).sum(1))
-        # pi^{jj}(a_j|s) and pi^{ji}(a_i|s) as received
-        actual_taken = msgs.actual.gather(-1, actions.unsqueeze(-1)).squeeze(-1)           # [N(j), M]
-        idx = actions.unsqueeze(0).unsqueeze(-1).expand(msgs.suggestions.shape[0], -1, -1, 1)
-        sugg_for_me = msgs.suggestions.gather(-1, idx).squeeze(-1).transpose(0, 1)        # [N(i), N(j), M] = pi^{ji}(a_i|s)
-        A = adv.unsqueeze(1)                                                               # [N(i), 1, M]
-        with th.no_grad():
-            in_xij = (log_sugg.exp() / actual_taken.unsqueeze(0) * A >= A).float()
-            in_xii = (log_own.exp().unsqueeze(1) / sugg_for_me * A >= A).float()
-        gap_ij = ((dist_sugg - msgs.actual.unsqueeze(0)) ** 2).sum(-1)                     # ||pi^{ij} - pi^{jj}||^2
-        gap_ii = ((dist_own.unsqueeze(1) - msgs.suggestions.transpose(0, 1)) ** 2).sum(-1) # ||pi^{ii} - pi^{ji}||^2
-        penalty = kappa[:, None] * rho * (nbr * (in_xij * gap_ij + in_xii * gap_ii)).sum(1)
+        # xi_{N_i} = prod_j pi^{ij}(a_j|s) / pi^{jj}_old(a_j|s), as a sum of logs over the links
+        log_xi_n = log_taken[links.pair] - msgs.behaviour.reshape(-1)[links.recv]
+        xi_n = th.exp(adv.new_zeros(n * M).index_add(0, links.at, log_xi_n))
+        # penalties (b) then (c): ||pi^{ij} - pi^{jj}||^2 on X^{ij}, ||pi^{ii} - pi^{ji}||^2 on X^{ii}
+        at = links.at.repeat(2)
+        with th.no_grad():  # X^{ij}: pi^{ij}(a_j|s) / pi^{jj}(a_j|s) A_i >= A_i; X^{ii} likewise with pi^{ii} / pi^{ji}
+            A = adv.reshape(-1)[at]
+            inside = (msgs.taken[links.mine] / msgs.taken[links.theirs] * A >= A).float()
+        gaps = ((dist[links.mine] - msgs.dist[links.theirs]) ** 2).sum(-1)
+        both = adv.new_zeros(n * M).index_add(0, at, inside * gaps)
+        xi_n, penalty = xi_n.view(n, M), kappa[:, None] * rho * both.view(n, M)
     surrogate = th.min(ratio * xi_n * adv, ratio.clamp(1 - eps, 1 + eps) * xi_n * adv)
     return Terms(masked_mean(surrogate - penalty, mask), masked_mean(surrogate, mask), masked_mean(penalty, mask),
                  kappa, xi_n)
