@@ -4,10 +4,10 @@
    MADDPG controller plus labels from the generators) against the same controller without
    messages (maddpg), on mpe_tag with N predators and 8 envs, as the runner calls it (every env
    active: ``bs`` = all rows). Goal: at most 1.3x at N = 6. Generator widths: the paper's 1200
-   units (Appendix E.2), the 256 of the scaled runs and 128. The message controller acts in
-   inference mode, the host's controller does not (the runner calls it with autograd on):
-   ``inference_ratio_<h>`` divides by the host's controller in inference mode too, i.e. the cost
-   of the messages alone. ``floor_<h>`` = (maddpg + one generator pass alone) / maddpg: the ratio
+   units (Appendix E.2), the 256 of the scaled runs and 128. The runner selects under no_grad;
+   the message controller adds inference mode, which makes the host's ops cheaper too:
+   ``inference_ratio_<h>`` divides by the host's controller in inference mode, i.e. the cost of
+   the messages alone. ``floor_<h>`` = (maddpg + one generator pass alone) / maddpg: the ratio
    if labels cost nothing but the generator's arithmetic; ``memory_floor_<h>`` = (maddpg + the
    time to read the generator's weights once) / maddpg, with the read timed as a sum over a tensor
    of the same size (``weight_mb``, ``read_gb_per_s``): no implementation that reads every weight
@@ -78,7 +78,7 @@ WIDTHS = (1200, 256, 128)
 
 
 def selection(n, n_rounds):
-    """select_actions of maddpg (with autograd on, as the runner calls it, and in inference mode)
+    """select_actions of maddpg (under no_grad, as the runner calls it, and in inference mode)
     and of rgmcomm_maddpg with each generator width, plus the labels alone (one generator pass
     for all agents) and a read of as many bytes as the generator's weights; and whole episodes of
     the runner (8 envs x 25 steps, env steps included)."""
