@@ -3,8 +3,9 @@
 #   scripts/reproduce_rgmcomm.sh                       # every stage, in this order
 #   STAGES="tag2 maze" scripts/reproduce_rgmcomm.sh
 # Scaling for 2 shared CPU cores (paper: 300k episodes = 7.5M steps on predator-prey N = 2, a
-# 1200-unit generator, K = 256): MPE_T_MAX env steps on MPE (default 50k; the tag3, tag6 and
-# spread3 results used MPE_T_MAX=80000 OUT=results/rgmcomm_<stage>), 20k on the maze, generator
+# 1200-unit generator, K = 256): MPE_T_MAX env steps on MPE (default 50k; the tag3, tag6, spread3,
+# tag3labels, spread3comm and spread3labels results used MPE_T_MAX=80000; spread3long runs
+# LONG_T_MAX = 400k), 20k on the maze, generator
 # with 256 (MPE) or 128 (maze) units, K1 = 128 samples, K2 = 128 (MPE) / 64 (maze) partners, 3 seeds.
 # Stages are independent, so they can run as parallel chains (STAGES="tag2" ... & STAGES="maze" ...).
 # Figures: the commands in docs/reproduction/rgmcomm.md.
