@@ -158,6 +158,24 @@ def test_spread_reward_collisions_and_nearest_landmark():
     assert r[0] == pytest.approx(-cover - 2 * touching) and info[0]["collisions"] == 2 * touching
 
 
+@pytest.mark.parametrize("make", [lambda o: mpe.Tag(2, seed=3, n_predators=3, observe_all=o),
+                                  lambda o: mpe.Spread(2, seed=3, n_agents=3, observe_all=o)])
+def test_mpe_observe_all_is_every_agents_local_observation(make):
+    """Full observation (pi*) on the same trajectory: agent i sees its own local observation, then
+    the others' in agent order; state, rewards and dynamics are unchanged."""
+    part, full = make(False), make(True)
+    part.reset(), full.reset()
+    acts = np.random.default_rng(0).integers(0, 5, (6, 2, 3))
+    for a in acts:
+        r_part, _, _ = part.step(a, np.ones(2, bool))
+        r_full, _, _ = full.step(a, np.ones(2, bool))
+        local, seen = part.get_obs(), full.get_obs()
+        assert np.array_equal(r_part, r_full) and np.array_equal(part.get_state(), full.get_state())
+        for i, others in enumerate([[1, 2], [0, 2], [0, 1]]):
+            assert np.array_equal(seen[:, i], np.concatenate([local[:, i]] + [local[:, j] for j in others], -1))
+    assert full.get_env_info()["obs_shape"] == 3 * part.get_env_info()["obs_shape"]
+
+
 def test_mpe_time_limit_is_a_truncation():
     env = mpe.Spread(2, seed=0, n_agents=3, episode_limit=4)
     env.reset()
