@@ -8,7 +8,7 @@
 # budgets: 60k steps (2-agent predation), 38.4k (8-agent), 36k (Cleanup/Harvest, scaled: 3 agents,
 # (128, 64) networks, learning rates 1e-3). Stage `diag` holds the single-seed diagnostic runs of the
 # C-C analysis. Stage `long` runs 2-agent predation for 1M steps at lr 1e-3 (Fig. 3 at length);
-# `nav` (200k steps) and `ssdlong` (150k steps) run navigation and Cleanup/Harvest at lr 1e-3.
+# `nav` (200k steps) and `ssdlong` (100k steps) run navigation and Cleanup/Harvest at lr 1e-3.
 # Results go to results/repro/<stage>/ and results/diag/<run>/.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +16,7 @@ PY=${PYTHON:-python}
 W=${WORKERS:-2}
 STAGES=${STAGES:-"diag pred2 pred2all pred8 protocols ssd long nav ssdlong figures"}
 SEEDS=${SEEDS:-4}   # the session ran 4 seeds of predation (3 first, then a 4th), 2 of Cleanup/Harvest
-LSEEDS=${LSEEDS:-3} # seeds of the 1M-step predation runs (SS everyone/rho 1, independent PPO)
+LSEEDS=${LSEEDS:-3} # seeds of the 1M-step SS runs (everyone a neighbour, rho 1); independent PPO ran 2, the rest 1
 ALL="ss ss_rho0 ss_ippo vs vps ps cl imr"
 L2="log_interval=2400 runner_log_interval=2400 learner_log_interval=2400 test_interval=100000000"
 LR3="ss_actor_lr=0.001 ss_critic_lr=0.001"
@@ -76,8 +76,8 @@ for stage in $STAGES; do
       LL="$LL test_interval=96000 test_greedy=True test_nepisode=32"  # greedy test episodes every 96k steps
       sweep --name ss_long_all --configs ss --env-configs coop_predation --n-seeds $LSEEDS with $LL $LR3 \
         ss_protocol=all ss_rho=1.0 local_results_path=$R/pred2_long
-      sweep --name ss_long_ippo --configs ss_ippo --env-configs coop_predation --n-seeds $LSEEDS with $LL $LR3 local_results_path=$R/pred2_long
-      sweep --name ss_long_cl --configs cl --env-configs coop_predation --n-seeds 2 with $LL $LR3 local_results_path=$R/pred2_long
+      sweep --name ss_long_ippo --configs ss_ippo --env-configs coop_predation --n-seeds 2 with $LL $LR3 local_results_path=$R/pred2_long
+      sweep --name ss_long_cl --configs cl --env-configs coop_predation --seeds 1 with $LL $LR3 local_results_path=$R/pred2_long
       sweep --name ss_long_env --configs ss --env-configs coop_predation --seeds 1 with $LL $LR3 local_results_path=$R/pred2_long_env
       sweep --name ss_long_lit --configs ss --env-configs coop_predation --seeds 1 with $LL local_results_path=$R/pred2_long_lit
       sweep --name ss_long_rho3 --configs ss --env-configs coop_predation --seeds 1 with $LL $LR3 ss_protocol=all ss_rho=3.0 \
@@ -86,10 +86,10 @@ for stage in $STAGES; do
       sweep --name ss_nav --configs ss ss_rho0 ss_ippo vs vps ps cl --env-configs coop_navigation --n-seeds 3 with \
         t_max=200000 $LR3 log_interval=8000 runner_log_interval=8000 learner_log_interval=8000 test_interval=100000000 \
         local_results_path=$R/nav ;;
-    ssdlong)  # Cleanup and Harvest, 150k steps, scaled as in `ssd`: SS, independent PPO, CL
+    ssdlong)  # Cleanup and Harvest, 100k steps, scaled as in `ssd`: SS, independent PPO, CL
       for env in cleanup harvest; do
         sweep --name ss_${env}_long --configs ss ss_ippo cl --env-configs $env --n-seeds 2 with env_args.n_agents=3 \
-          "ss_actor_hidden=[128,64]" "ss_critic_hidden=[128,64]" $LR3 t_max=150000 \
+          "ss_actor_hidden=[128,64]" "ss_critic_hidden=[128,64]" $LR3 t_max=100000 \
           log_interval=6000 runner_log_interval=6000 learner_log_interval=6000 test_interval=100000000 local_results_path=$R/ssd_long
       done ;;
     figures)  # the figures and tables of ss.md (after the training stages)
