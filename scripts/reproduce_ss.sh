@@ -86,9 +86,9 @@ for stage in $STAGES; do
       sweep --name ss_nav --configs ss ss_rho0 ss_ippo vs vps ps cl --env-configs coop_navigation --n-seeds 3 with \
         t_max=200000 $LR3 log_interval=8000 runner_log_interval=8000 learner_log_interval=8000 test_interval=100000000 \
         local_results_path=$R/nav ;;
-    ssdlong)  # Cleanup and Harvest, 100k steps, scaled as in `ssd`: SS, independent PPO, CL
+    ssdlong)  # Cleanup and Harvest, 100k steps, scaled as in `ssd`: SS and every baseline, 3 seeds
       for env in cleanup harvest; do
-        sweep --name ss_${env}_long --configs ss ss_ippo cl --env-configs $env --n-seeds 2 with env_args.n_agents=3 \
+        sweep --name ss_${env}_long --configs $ALL --env-configs $env --n-seeds 3 with env_args.n_agents=3 \
           "ss_actor_hidden=[128,64]" "ss_critic_hidden=[128,64]" $LR3 t_max=100000 \
           log_interval=6000 runner_log_interval=6000 learner_log_interval=6000 test_interval=100000000 local_results_path=$R/ssd_long
       done ;;
@@ -157,9 +157,9 @@ for stage in $STAGES; do
       $PY scripts/ss_summary.py --results $LONG --metric test_cc_rate_mean --filter test_greedy=True --out $F/ss_long_greedy_cc_rate.md
       # stage ssdlong
       for env in cleanup harvest; do
-        $A --results $R/ssd_long --env $env --algs ss ss_ippo cl --metric collective_return_mean --out $F/ss_${env}_long_collective_return_mean.png
+        $A --results $R/ssd_long --env $env --algs $ALL --metric collective_return_mean --out $F/ss_${env}_long_collective_return_mean.png
       done
-      $A --results $R/ssd_long --env cleanup --algs ss ss_ippo cl --metric waste_density_mean --out $F/ss_cleanup_long_waste_density_mean.png
+      $A --results $R/ssd_long --env cleanup --algs $ALL --metric waste_density_mean --out $F/ss_cleanup_long_waste_density_mean.png
       $PY scripts/ss_summary.py --results $R/ssd_long --out $F/ss_ssd_long_collective_return.md ;;
     *) echo "unknown stage '$stage' (diag pred2 pred2all pred8 protocols ssd long nav ssdlong figures)" >&2; exit 2 ;;
   esac
