@@ -22,9 +22,9 @@ import os
 import sys
 
 import numpy as np
-from scipy import stats
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))  # the worktree's plugins/
+from marlkit.analysis.stats import mean_ci  # noqa: E402  (mean and 95% t-interval over seeds)
 from plugins.rgmcomm.summary import load  # noqa: E402
 
 PANELS = (("test_return_mean", "final test return"), ("test_high_mean", "high-landmark rate"),
@@ -51,13 +51,6 @@ def load_all(folders, last):
                 sys.exit(f"{key} seed(s) {sorted(both)} found in more than one of {folders}: pass each run once")
             rows.setdefault(key, {}).update(seeds)
     return rows
-
-
-def mean_ci(values):
-    """Mean and half-width of the 95% t-interval (nan for one value)."""
-    v = np.asarray(values, float)
-    half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else float("nan")
-    return float(v.mean()), float(half)
 
 
 def labels_sweep(rows, task, out, plt):
