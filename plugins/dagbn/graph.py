@@ -182,11 +182,12 @@ class DAGNet(nn.Module):
             return th.eye(self.n, device=joint_obs.device).expand(*lead, self.n, self.n)
         scores = F.logsigmoid(self.perm_net(joint_obs).view(*lead, self.n, self.n))
         x = noisy_scores(scores, self.sinkhorn["tau"], 0.0 if test_mode else self.sinkhorn["noise"])
-        if self.match == "scores":  # the reference code's hard permutation: the matching of x, i.e. of log S(x)
-            hard = hungarian(x)
-            return straight_through(hard, sinkhorn(x, self.sinkhorn["iters"])) if th.is_grad_enabled() else hard
+        grad = th.is_grad_enabled()
+        if self.match == "scores" and not grad:  # the matching of x (= of log S(x)): acting needs no S
+            return hungarian(x)
         soft = sinkhorn(x, self.sinkhorn["iters"])
-        return straight_through(hungarian(soft), soft) if th.is_grad_enabled() else hungarian(soft)
+        hard = hungarian(x if self.match == "scores" else soft)
+        return straight_through(hard, soft) if grad else hard
 
     def forward(self, obs, test_mode=False):
         """obs [..., n, obs_dim] -> G [..., n, n] (parent j, child i)."""
