@@ -37,8 +37,22 @@ class MessageGenerator(nn.Module):
         Views follow in-place updates (optimisers, load_state_dict); they are re-derived when
         .to / .cuda move the weights (``_apply``) and on copies (deepcopy, pickling)."""
         self._layers = tuple(zip(self.weights, self.biases))
-        self._acting = tuple((w.detach()[0], b.detach()[0]) if self.shared else (w.detach(), b.detach().unsqueeze(1))
-                             for w, b in self._layers)
+        self._acting = self._shaped(detach=True)
+
+    def _shaped(self, detach=False):
+        """The layers as (weight, bias) for one batched affine map each: per agent for baddbmm
+        (bias [n, 1, d]), or the single shared MLP's [d_in, d] and [d]."""
+        layers = ((w.detach(), b.detach()) if detach else (w, b) for w, b in self._layers)
+        return tuple((w[0], b[0]) if self.shared else (w, b.unsqueeze(1)) for w, b in layers)
+
+    def _run(self, x, layers):
+        """Agents-first inputs x [n, batch, d] through ``layers`` (from ``_shaped``) -> logits."""
+        affine = th.baddbmm if not self.shared else (lambda b, x, w: x @ w + b)
+        for k, (w, b) in enumerate(layers):
+            x = affine(b, x, w)
+            if k < len(layers) - 1:
+                x = x.relu_()
+        return x
 
     def _apply(self, fn, *args, **kwargs):
         module = super()._apply(fn, *args, **kwargs)
@@ -64,24 +78,14 @@ class MessageGenerator(nn.Module):
     def forward(self, obs):
         """obs [..., n_agents, obs_dim] -> logits [..., n_agents, n_labels]: one batched matmul
         per layer for all agents."""
-        x = self._agents_first(obs)
-        last = len(self._layers) - 1
-        for k, (w, b) in enumerate(self._layers):
-            x = th.baddbmm(b.unsqueeze(1), x, w) if not self.shared else x @ w[0] + b[0]
-            if k < last:
-                x = F.relu(x)
+        x = self._run(self._agents_first(obs), self._shaped())
         return x.transpose(0, 1).reshape(*obs.shape[:-1], -1)
 
     def labels(self, obs):
         """argmax_m g_j(o_j) for every agent: obs [batch, n_agents, obs_dim] -> [batch, n_agents]
-        (long). The same operations and values as forward(obs).argmax(-1) (tests check it) with
-        fewer ops: cached detached views (no graph, no reshaping per layer), relu in place, the
-        argmax on the agents-first logits."""
-        (w1, b1), (w2, b2), (w3, b3) = self._acting
-        affine = th.baddbmm if not self.shared else (lambda b, x, w: x @ w + b)
-        x = affine(b1, self._agents_first(obs), w1).relu_()
-        x = affine(b2, x, w2).relu_()
-        return affine(b3, x, w3).argmax(-1).t()
+        (long). The same operations and values as forward(obs).argmax(-1) (tests check it) on the
+        cached detached views (no graph, no reshaping per layer), argmax on the agents-first logits."""
+        return self._run(self._agents_first(obs), self._acting).argmax(-1).t()
 
     def forward_agent(self, obs_j, j):
         """Logits of agent j only: obs_j [K, obs_dim] -> [K, n_labels] (generator training)."""
